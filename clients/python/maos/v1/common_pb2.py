@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14maos/v1/common.proto\x12\x07maos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\x07Payload\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\x9d\x01\n\x0bRetryPolicy\x12\x13\n\x0bmax_retries\x18\x01 \x01(\r\x12 \n\x18initial_interval_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x03 \x01(\x01\x12\x1c\n\x14max_interval_seconds\x18\x04 \x01(\x01\x12\x1c\n\x14non_retryable_errors\x18\x05 \x03(\t\"4\n\tResources\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x04\x12\x11\n\tcpu_cores\x18\x02 \x01(\x01\"\xb0\x04\n\x08TaskSpec\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x1f\n\x04type\x18\x02 \x01(\x0e\x32\x11.maos.v1.TaskType\x12\x12\n\nagent_type\x18\x03 \x01(\t\x12#\n\x08priority\x18\x04 \x01(\x0e\x32\x11.maos.v1.Priority\x12\x1f\n\x05input\x18\x05 \x01(\x0b\x32\x10.maos.v1.Payload\x12\x12\n\ndepends_on\x18\x06 \x03(\t\x12?\n\x15on_dependency_failure\x18\x07 \x01(\x0e\x32 .maos.v1.DependencyFailurePolicy\x12\x17\n\x0ftimeout_seconds\x18\x08 \x01(\x01\x12\x1d\n\x15queue_timeout_seconds\x18\t \x01(\x01\x12#\n\x05retry\x18\n \x01(\x0b\x32\x14.maos.v1.RetryPolicy\x12\x12\n\nmax_agents\x18\x0b \x01(\r\x12\x1d\n\x15required_capabilities\x18\x0c \x03(\t\x12%\n\tresources\x18\r \x01(\x0b\x32\x12.maos.v1.Resources\x12-\n\x06labels\x18\x0e \x03(\x0b\x32\x1d.maos.v1.TaskSpec.LabelsEntry\x12\x11\n\tparent_id\x18\x0f \x01(\t\x12\x17\n\x0fidempotency_key\x18\x10 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\tPlacement\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"-\n\x08Progress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\"*\n\tTaskError\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x8c\x04\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07root_id\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x1f\n\x04spec\x18\x04 \x01(\x0b\x32\x11.maos.v1.TaskSpec\x12#\n\x06status\x18\x05 \x01(\x0e\x32\x13.maos.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12%\n\tplacement\x18\x07 \x01(\x0b\x32\x12.maos.v1.Placement\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tqueued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08progress\x18\x0c \x01(\x0b\x32\x11.maos.v1.Progress\x12 \n\x06result\x18\r \x01(\x0b\x32\x10.maos.v1.Payload\x12!\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x12.maos.v1.TaskError\x12\x0b\n\x03log\x18\x0f \x01(\t\x12\r\n\x05group\x18\x10 \x01(\x08\x12\x10\n\x08last_seq\x18\x11 \x01(\x04\"\xd0\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12#\n\x06status\x18\x03 \x01(\x0e\x32\x13.maos.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07host_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12#\n\x08progress\x18\x08 \x01(\x0b\x32\x11.maos.v1.Progress\"]\n\x08\x45nvelope\x12\x1d\n\x05\x63odec\x18\x01 \x01(\x0e\x32\x0e.maos.v1.Codec\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x12\n\nitem_count\x18\x03 \x01(\r\x12\x10\n\x08raw_size\x18\x04 \x01(\r*\xdc\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x19\n\x15TASK_STATUS_TIMED_OUT\x10\x07*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11PRIORITY_CRITICAL\x10\x01\x12\x11\n\rPRIORITY_HIGH\x10\x02\x12\x13\n\x0fPRIORITY_MEDIUM\x10\x03\x12\x10\n\x0cPRIORITY_LOW\x10\x04*\xb4\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_TYPE_RESEARCH\x10\x01\x12\x14\n\x10TASK_TYPE_CODING\x10\x02\x12\x16\n\x12TASK_TYPE_ANALYSIS\x10\x03\x12\x15\n\x11TASK_TYPE_TESTING\x10\x04\x12\x1a\n\x16TASK_TYPE_COORDINATION\x10\x05\x12\x14\n\x10TASK_TYPE_CUSTOM\x10\x06*\xb4\x01\n\x17\x44\x65pendencyFailurePolicy\x12)\n%DEPENDENCY_FAILURE_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44\x45PENDENCY_FAILURE_POLICY_FAIL\x10\x01\x12\"\n\x1e\x44\x45PENDENCY_FAILURE_POLICY_SKIP\x10\x02\x12&\n\"DEPENDENCY_FAILURE_POLICY_CONTINUE\x10\x03*C\n\x05\x43odec\x12\x15\n\x11\x43ODEC_UNSPECIFIED\x10\x00\x12\x0e\n\nCODEC_NONE\x10\x01\x12\x13\n\x0f\x43ODEC_LZ4_FRAME\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14maos/v1/common.proto\x12\x07maos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\x07Payload\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\x9d\x01\n\x0bRetryPolicy\x12\x13\n\x0bmax_retries\x18\x01 \x01(\r\x12 \n\x18initial_interval_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x03 \x01(\x01\x12\x1c\n\x14max_interval_seconds\x18\x04 \x01(\x01\x12\x1c\n\x14non_retryable_errors\x18\x05 \x03(\t\"4\n\tResources\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x04\x12\x11\n\tcpu_cores\x18\x02 \x01(\x01\"\xe8\x04\n\x08TaskSpec\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x1f\n\x04type\x18\x02 \x01(\x0e\x32\x11.maos.v1.TaskType\x12\x12\n\nagent_type\x18\x03 \x01(\t\x12#\n\x08priority\x18\x04 \x01(\x0e\x32\x11.maos.v1.Priority\x12\x1f\n\x05input\x18\x05 \x01(\x0b\x32\x10.maos.v1.Payload\x12\x12\n\ndepends_on\x18\x06 \x03(\t\x12?\n\x15on_dependency_failure\x18\x07 \x01(\x0e\x32 .maos.v1.DependencyFailurePolicy\x12\x1c\n\x0ftimeout_seconds\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\"\n\x15queue_timeout_seconds\x18\t \x01(\x01H\x01\x88\x01\x01\x12#\n\x05retry\x18\n \x01(\x0b\x32\x14.maos.v1.RetryPolicy\x12\x12\n\nmax_agents\x18\x0b \x01(\r\x12\x1d\n\x15required_capabilities\x18\x0c \x03(\t\x12%\n\tresources\x18\r \x01(\x0b\x32\x12.maos.v1.Resources\x12-\n\x06labels\x18\x0e \x03(\x0b\x32\x1d.maos.v1.TaskSpec.LabelsEntry\x12\x11\n\tparent_id\x18\x0f \x01(\t\x12\x17\n\x0fidempotency_key\x18\x10 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x12\n\x10_timeout_secondsB\x18\n\x16_queue_timeout_seconds\".\n\tPlacement\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"-\n\x08Progress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\"*\n\tTaskError\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x8c\x04\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07root_id\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x1f\n\x04spec\x18\x04 \x01(\x0b\x32\x11.maos.v1.TaskSpec\x12#\n\x06status\x18\x05 \x01(\x0e\x32\x13.maos.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12%\n\tplacement\x18\x07 \x01(\x0b\x32\x12.maos.v1.Placement\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tqueued_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08progress\x18\x0c \x01(\x0b\x32\x11.maos.v1.Progress\x12 \n\x06result\x18\r \x01(\x0b\x32\x10.maos.v1.Payload\x12!\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x12.maos.v1.TaskError\x12\x0b\n\x03log\x18\x0f \x01(\t\x12\r\n\x05group\x18\x10 \x01(\x08\x12\x10\n\x08last_seq\x18\x11 \x01(\x04\"\xd0\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12#\n\x06status\x18\x03 \x01(\x0e\x32\x13.maos.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07host_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12#\n\x08progress\x18\x08 \x01(\x0b\x32\x11.maos.v1.Progress\"]\n\x08\x45nvelope\x12\x1d\n\x05\x63odec\x18\x01 \x01(\x0e\x32\x0e.maos.v1.Codec\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x12\n\nitem_count\x18\x03 \x01(\r\x12\x10\n\x08raw_size\x18\x04 \x01(\r*\xdc\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x19\n\x15TASK_STATUS_TIMED_OUT\x10\x07*u\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11PRIORITY_CRITICAL\x10\x01\x12\x11\n\rPRIORITY_HIGH\x10\x02\x12\x13\n\x0fPRIORITY_MEDIUM\x10\x03\x12\x10\n\x0cPRIORITY_LOW\x10\x04*\xb4\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_TYPE_RESEARCH\x10\x01\x12\x14\n\x10TASK_TYPE_CODING\x10\x02\x12\x16\n\x12TASK_TYPE_ANALYSIS\x10\x03\x12\x15\n\x11TASK_TYPE_TESTING\x10\x04\x12\x1a\n\x16TASK_TYPE_COORDINATION\x10\x05\x12\x14\n\x10TASK_TYPE_CUSTOM\x10\x06*\xb4\x01\n\x17\x44\x65pendencyFailurePolicy\x12)\n%DEPENDENCY_FAILURE_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44\x45PENDENCY_FAILURE_POLICY_FAIL\x10\x01\x12\"\n\x1e\x44\x45PENDENCY_FAILURE_POLICY_SKIP\x10\x02\x12&\n\"DEPENDENCY_FAILURE_POLICY_CONTINUE\x10\x03*C\n\x05\x43odec\x12\x15\n\x11\x43ODEC_UNSPECIFIED\x10\x00\x12\x0e\n\nCODEC_NONE\x10\x01\x12\x13\n\x0f\x43ODEC_LZ4_FRAME\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,16 +34,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSPEC_LABELSENTRY']._loaded_options = None
   _globals['_TASKSPEC_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATUS']._serialized_start=1863
-  _globals['_TASKSTATUS']._serialized_end=2083
-  _globals['_PRIORITY']._serialized_start=2085
-  _globals['_PRIORITY']._serialized_end=2202
-  _globals['_TASKTYPE']._serialized_start=2205
-  _globals['_TASKTYPE']._serialized_end=2385
-  _globals['_DEPENDENCYFAILUREPOLICY']._serialized_start=2388
-  _globals['_DEPENDENCYFAILUREPOLICY']._serialized_end=2568
-  _globals['_CODEC']._serialized_start=2570
-  _globals['_CODEC']._serialized_end=2637
+  _globals['_TASKSTATUS']._serialized_start=1919
+  _globals['_TASKSTATUS']._serialized_end=2139
+  _globals['_PRIORITY']._serialized_start=2141
+  _globals['_PRIORITY']._serialized_end=2258
+  _globals['_TASKTYPE']._serialized_start=2261
+  _globals['_TASKTYPE']._serialized_end=2441
+  _globals['_DEPENDENCYFAILUREPOLICY']._serialized_start=2444
+  _globals['_DEPENDENCYFAILUREPOLICY']._serialized_end=2624
+  _globals['_CODEC']._serialized_start=2626
+  _globals['_CODEC']._serialized_end=2693
   _globals['_PAYLOAD']._serialized_start=66
   _globals['_PAYLOAD']._serialized_end=111
   _globals['_RETRYPOLICY']._serialized_start=114
@@ -51,19 +51,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOURCES']._serialized_start=273
   _globals['_RESOURCES']._serialized_end=325
   _globals['_TASKSPEC']._serialized_start=328
-  _globals['_TASKSPEC']._serialized_end=888
-  _globals['_TASKSPEC_LABELSENTRY']._serialized_start=843
-  _globals['_TASKSPEC_LABELSENTRY']._serialized_end=888
-  _globals['_PLACEMENT']._serialized_start=890
-  _globals['_PLACEMENT']._serialized_end=936
-  _globals['_PROGRESS']._serialized_start=938
-  _globals['_PROGRESS']._serialized_end=983
-  _globals['_TASKERROR']._serialized_start=985
-  _globals['_TASKERROR']._serialized_end=1027
-  _globals['_TASK']._serialized_start=1030
-  _globals['_TASK']._serialized_end=1554
-  _globals['_TASKEVENT']._serialized_start=1557
-  _globals['_TASKEVENT']._serialized_end=1765
-  _globals['_ENVELOPE']._serialized_start=1767
-  _globals['_ENVELOPE']._serialized_end=1860
+  _globals['_TASKSPEC']._serialized_end=944
+  _globals['_TASKSPEC_LABELSENTRY']._serialized_start=853
+  _globals['_TASKSPEC_LABELSENTRY']._serialized_end=898
+  _globals['_PLACEMENT']._serialized_start=946
+  _globals['_PLACEMENT']._serialized_end=992
+  _globals['_PROGRESS']._serialized_start=994
+  _globals['_PROGRESS']._serialized_end=1039
+  _globals['_TASKERROR']._serialized_start=1041
+  _globals['_TASKERROR']._serialized_end=1083
+  _globals['_TASK']._serialized_start=1086
+  _globals['_TASK']._serialized_end=1610
+  _globals['_TASKEVENT']._serialized_start=1613
+  _globals['_TASKEVENT']._serialized_end=1821
+  _globals['_ENVELOPE']._serialized_start=1823
+  _globals['_ENVELOPE']._serialized_end=1916
 # @@protoc_insertion_point(module_scope)

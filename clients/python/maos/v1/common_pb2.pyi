@@ -275,9 +275,9 @@ class TaskSpec(_message.Message):
     priority: Global___Priority.ValueType
     on_dependency_failure: Global___DependencyFailurePolicy.ValueType
     timeout_seconds: _builtins.float
-    """start-to-close; 0 = the agent type's default"""
+    """start-to-close; unset = the agent type's default; must be > 0"""
     queue_timeout_seconds: _builtins.float
-    """schedule-to-start; 0 = none"""
+    """schedule-to-start; unset = none; must be > 0"""
     max_agents: _builtins.int
     parent_id: _builtins.str
     idempotency_key: _builtins.str
@@ -303,8 +303,8 @@ class TaskSpec(_message.Message):
         input: Global___Payload | None = ...,
         depends_on: _abc.Iterable[_builtins.str] | None = ...,
         on_dependency_failure: Global___DependencyFailurePolicy.ValueType = ...,
-        timeout_seconds: _builtins.float = ...,
-        queue_timeout_seconds: _builtins.float = ...,
+        timeout_seconds: _builtins.float | None = ...,
+        queue_timeout_seconds: _builtins.float | None = ...,
         retry: Global___RetryPolicy | None = ...,
         max_agents: _builtins.int = ...,
         required_capabilities: _abc.Iterable[_builtins.str] | None = ...,
@@ -313,11 +313,18 @@ class TaskSpec(_message.Message):
         parent_id: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "resources", b"resources", "retry", b"retry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_timeout_seconds", b"_queue_timeout_seconds", "_timeout_seconds", b"_timeout_seconds", "input", b"input", "queue_timeout_seconds", b"queue_timeout_seconds", "resources", b"resources", "retry", b"retry", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_type", b"agent_type", "depends_on", b"depends_on", "description", b"description", "idempotency_key", b"idempotency_key", "input", b"input", "labels", b"labels", "max_agents", b"max_agents", "on_dependency_failure", b"on_dependency_failure", "parent_id", b"parent_id", "priority", b"priority", "queue_timeout_seconds", b"queue_timeout_seconds", "required_capabilities", b"required_capabilities", "resources", b"resources", "retry", b"retry", "timeout_seconds", b"timeout_seconds", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_timeout_seconds", b"_queue_timeout_seconds", "_timeout_seconds", b"_timeout_seconds", "agent_type", b"agent_type", "depends_on", b"depends_on", "description", b"description", "idempotency_key", b"idempotency_key", "input", b"input", "labels", b"labels", "max_agents", b"max_agents", "on_dependency_failure", b"on_dependency_failure", "parent_id", b"parent_id", "priority", b"priority", "queue_timeout_seconds", b"queue_timeout_seconds", "required_capabilities", b"required_capabilities", "resources", b"resources", "retry", b"retry", "timeout_seconds", b"timeout_seconds", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__queue_timeout_seconds: _TypeAlias = _typing.Literal["queue_timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__queue_timeout_seconds: _TypeAlias = _typing.Literal["_queue_timeout_seconds", b"_queue_timeout_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_timeout_seconds) -> _WhichOneofReturnType__queue_timeout_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___TaskSpec: _TypeAlias = TaskSpec  # noqa: Y015
 

@@ -1,0 +1,75 @@
+"""`python -m maos.controlplane`: run the control-plane daemon in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from maos.errors import MaosError
+
+from ._config import DEFAULT_LISTEN, ControlPlaneConfig
+from ._logging import configure_json_logging
+from ._runtime import RuntimeSettings
+from ._server import ControlPlane
+
+log = logging.getLogger("maos.controlplane")
+
+
+def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
+    parser = argparse.ArgumentParser(prog="maos-controlplane", description="Run the MAOS control plane.")
+    parser.add_argument(
+        "--listen", default=os.environ.get("MAOS_LISTEN", DEFAULT_LISTEN), help="HOST:PORT (port 0 = any)"
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MAOS_DATA_DIR", ".maos")))
+    parser.add_argument("--agents", type=Path, default=None, help="agent profiles YAML (adds to the built-ins)")
+    parser.add_argument("--ready-file", type=Path, default=None, help="write {endpoint, pid} JSON here once serving")
+    parser.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds between host heartbeats")
+    parser.add_argument("--missed-heartbeats", type=int, default=3, help="a host silent this many intervals is lost")
+    parser.add_argument("--prefetch", type=int, default=4, help="assignments a host may hold beyond its free slots")
+    parser.add_argument("--sqlite-synchronous", default="NORMAL", help="OFF|NORMAL|FULL (NORMAL survives SIGKILL)")
+    parser.add_argument("--log-level", default=os.environ.get("MAOS_LOG_LEVEL", "info"))
+    args = parser.parse_args(argv)
+    configure_json_logging(args.log_level)
+    return ControlPlaneConfig(
+        listen=args.listen,
+        data_dir=args.data_dir,
+        agents_file=args.agents,
+        ready_file=args.ready_file,
+        sqlite_synchronous=args.sqlite_synchronous,
+        runtime=RuntimeSettings(
+            heartbeat_interval_seconds=args.heartbeat_interval,
+            missed_heartbeats=args.missed_heartbeats,
+            prefetch_per_host=args.prefetch,
+        ),
+    )
+
+
+async def run_control_plane(config: ControlPlaneConfig) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    async with ControlPlane(config) as cp:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(cp.shutdown()))
+        await cp.wait_stopped()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        config = parse_args(argv)
+        import uvloop
+
+        uvloop.run(run_control_plane(config))
+    except MaosError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Control-plane configuration: one frozen dataclass, validated in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maos.errors import InvalidArgument
+
+from ._runtime import RuntimeSettings
+from ._validation import InputLimits
+
+DEFAULT_LISTEN = "127.0.0.1:7700"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlaneConfig:
+    """Everything a control plane needs to start. Durations carry their unit in the name."""
+
+    listen: str = DEFAULT_LISTEN
+    data_dir: Path = Path(".maos")
+    agents_file: Path | None = None
+    ready_file: Path | None = None
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_concurrent_streams: int = 1000
+    sqlite_synchronous: str = "NORMAL"
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    input_limits: InputLimits = field(default_factory=InputLimits)
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise InvalidArgument(f"--listen {self.listen!r} must be HOST:PORT, e.g. 127.0.0.1:7700 (port 0 = any)")
+        if self.runtime.heartbeat_interval_seconds <= 0:
+            raise InvalidArgument("heartbeat interval must be above 0 seconds")
+        if self.runtime.missed_heartbeats < 1:
+            raise InvalidArgument("missed heartbeats must be at least 1")
+        if self.runtime.prefetch_per_host < 0:
+            raise InvalidArgument("prefetch must not be negative")
+        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise InvalidArgument("sqlite synchronous must be OFF, NORMAL, FULL or EXTRA")
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "maos.db"
+
+    @property
+    def is_loopback(self) -> bool:
+        host = self.listen.rpartition(":")[0].strip("[]")
+        return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

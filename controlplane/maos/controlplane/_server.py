@@ -1,0 +1,148 @@
+"""The control-plane daemon: a grpc.aio server around the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from maos.errors import InvalidArgument
+from maos.profiles import AgentProfile, load_profiles
+from maos.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agents_pb2,
+    agents_pb2_grpc,
+    hosts_pb2,
+    hosts_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+
+from ._config import ControlPlaneConfig
+from ._runtime import Runtime
+from .api import AdminServicer, AgentServicer, ErrorMappingInterceptor, HostServicer, TaskServicer
+from .store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def _agent_type_info(profile: AgentProfile) -> hosts_pb2.AgentTypeInfo:
+    runner = "python" if hasattr(profile.runner, "target") else "command"
+    return hosts_pb2.AgentTypeInfo(
+        name=profile.name,
+        capabilities=profile.capabilities,
+        runner=runner,
+        timeout_seconds=profile.timeout_seconds,
+    )
+
+
+class ControlPlane:
+    """Start with `async with ControlPlane(config) as cp:`; `cp.endpoint` is where it listens."""
+
+    def __init__(self, config: ControlPlaneConfig) -> None:
+        self.config = config
+        self.profiles = load_profiles(config.agents_file)
+        self.store = SqliteStore(config.database_path, synchronous=config.sqlite_synchronous)
+        self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self.endpoint = ""
+        self._stopped = asyncio.Event()
+        self._shut = False
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.runtime.start()
+        options = [
+            ("grpc.max_receive_message_length", self.config.max_message_bytes),
+            ("grpc.max_send_message_length", self.config.max_message_bytes),
+            ("grpc.max_concurrent_streams", self.config.max_concurrent_streams),
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=options)
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.runtime), server)
+        hosts_pb2_grpc.add_HostServiceServicer_to_server(HostServicer(self.runtime), server)
+        infos = [_agent_type_info(p) for p in self.profiles.values()]
+        agents_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.runtime, lambda: infos), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, self.config.listen), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [
+            tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+            hosts_pb2.DESCRIPTOR.services_by_name["HostService"].full_name,
+            agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(names, server)
+        if not self.config.is_loopback:
+            log.warning(
+                "listening on %s beyond loopback without authentication: anyone who can reach it can "
+                "submit work; bind to 127.0.0.1 unless the network is trusted",
+                self.config.listen,
+            )
+        try:
+            port = server.add_insecure_port(self.config.listen)
+        except RuntimeError as exc:
+            raise InvalidArgument(f"cannot listen on {self.config.listen}: {exc}") from exc
+        if port == 0:
+            raise InvalidArgument(f"cannot listen on {self.config.listen}: the address is in use or not local")
+        await server.start()
+        self._server = server
+        host = self.config.listen.rpartition(":")[0]
+        self.endpoint = f"{host}:{port}"
+        for name in [*names[:4], ""]:
+            await _maybe_await(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))
+        if self.config.ready_file is not None:
+            _write_atomically(self.config.ready_file, json.dumps({"endpoint": self.endpoint, "pid": os.getpid()}))
+        log.info("control plane serving on %s with store %s", self.endpoint, self.store.description)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def shutdown(self, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop taking requests, let in-flight ones finish within the grace, flush the store."""
+        if self._shut:
+            return
+        self._shut = True
+        await _maybe_await(self._health.enter_graceful_shutdown())
+        await self.runtime.shutdown()
+        if self._server is not None:
+            await self._server.stop(grace_seconds)
+        await self.store.close()
+        self._stopped.set()
+        log.info("control plane stopped")
+
+    async def __aenter__(self) -> ControlPlane:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+
+async def _maybe_await(value: object) -> None:
+    if asyncio.iscoroutine(value):
+        await value
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

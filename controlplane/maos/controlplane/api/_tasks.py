@@ -1,0 +1,162 @@
+"""TaskService: thin — validate the request's shape, call the runtime, map the answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from maos.controlplane._convert import event_to_proto, task_to_proto
+from maos.controlplane._runtime import Runtime
+from maos.controlplane.core import TaskStatus
+from maos.controlplane.store import TaskQuery
+from maos.errors import InvalidArgument, ResourceExhausted
+from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+_HISTORY_PAGE = 1000
+
+
+def _require_id(task_id: str, field: str = "id") -> str:
+    if not task_id:
+        raise InvalidArgument(f"{field} is empty: pass a task id")
+    return task_id
+
+
+class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def SubmitTask(self, request: tasks_pb2.SubmitTaskRequest, context: Ctx) -> tasks_pb2.SubmitTaskResponse:
+        [(rec, deduplicated)] = await self._rt.submit([request.spec])
+        return tasks_pb2.SubmitTaskResponse(task=task_to_proto(rec), deduplicated=deduplicated)
+
+    async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: Ctx) -> tasks_pb2.SubmitTasksResponse:
+        if not request.specs:
+            raise InvalidArgument("specs is empty: pass at least one task")
+        accepted = await self._rt.submit(request.specs)
+        return tasks_pb2.SubmitTasksResponse(tasks=[task_to_proto(rec, include_result=False) for rec, _ in accepted])
+
+    async def SubmitWorkflow(
+        self, request: tasks_pb2.SubmitWorkflowRequest, context: Ctx
+    ) -> tasks_pb2.SubmitWorkflowResponse:
+        root, ids = await self._rt.submit_workflow(request.root, [(n.key, n.spec) for n in request.nodes])
+        return tasks_pb2.SubmitWorkflowResponse(root=task_to_proto(root), task_ids=ids)
+
+    async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Ctx) -> common_pb2.Task:
+        return task_to_proto(await self._rt.get(_require_id(request.id)))
+
+    async def ListTasks(self, request: tasks_pb2.ListTasksRequest, context: Ctx) -> tasks_pb2.ListTasksResponse:
+        statuses = []
+        for value in request.statuses:
+            if value not in TaskStatus._value2member_map_:
+                raise InvalidArgument(
+                    f"status {value} is unknown; use one of {', '.join(s.name.lower() for s in TaskStatus)}"
+                )
+            statuses.append(TaskStatus(value))
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if size > MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size {size} is over the maximum of {MAX_PAGE_SIZE}")
+        records = await self._rt.store.list_tasks(
+            TaskQuery(
+                statuses=tuple(statuses),
+                root_id=request.root_id,
+                parent_id=request.parent_id,
+                limit=size + 1,
+                before_id=request.page_token,
+            )
+        )
+        more = len(records) > size
+        records = records[:size]
+        live = self._rt.orch.tasks
+        tasks = [task_to_proto(live.get(r.id, r), include_result=request.include_result) for r in records]
+        return tasks_pb2.ListTasksResponse(tasks=tasks, next_page_token=records[-1].id if more else "")
+
+    async def CancelTask(self, request: tasks_pb2.CancelTaskRequest, context: Ctx) -> common_pb2.Task:
+        return task_to_proto(await self._rt.cancel(_require_id(request.id), request.reason))
+
+    async def WatchTask(self, request: tasks_pb2.WatchTaskRequest, context: Ctx) -> AsyncIterator[common_pb2.TaskEvent]:
+        """History from the store after `after_seq`, then live events; ends after the
+        watched task's final event. Subscribes before reading history so nothing falls
+        between the two; duplicates are dropped by sequence number."""
+        rec = await self._rt.get(_require_id(request.id))
+        hub = self._rt.hub
+        watcher = hub.subscribe(rec.id, request.include_subtree)
+        last_seq: dict[str, int] = {rec.id: request.after_seq}
+        try:
+            after = request.after_seq
+            while True:
+                history = await self._rt.store.task_events(rec.id, after, _HISTORY_PAGE)
+                for ev in history:
+                    last_seq[rec.id] = ev.seq
+                    yield event_to_proto(ev)
+                    if ev.status.final and ev.task_id == rec.id and _is_last(self._rt, rec.id, ev.seq):
+                        return
+                if len(history) < _HISTORY_PAGE:
+                    break
+                after = history[-1].seq
+            if request.include_subtree:
+                # Descendants' current state, so a late watcher sees the whole tree.
+                for child in await self._rt.store.list_tasks(TaskQuery(root_id=rec.root_id, limit=100_000)):
+                    if child.id != rec.id and child.seq and _descends(self._rt, child.id, child.parent_id, rec.id):
+                        for ev in await self._rt.store.task_events(child.id, child.seq - 1, 1):
+                            last_seq[ev.task_id] = ev.seq
+                            yield event_to_proto(ev)
+            current = self._rt.orch.tasks.get(rec.id)
+            if (current is None or current.final) and (await self._rt.get(rec.id)).seq <= last_seq[rec.id]:
+                return
+            while True:
+                if watcher.overflowed:
+                    raise ResourceExhausted(
+                        f"watcher fell more than its queue behind; resume with after_seq={last_seq[rec.id]}"
+                    )
+                try:
+                    ev = await asyncio.wait_for(watcher.queue.get(), timeout=30)
+                except TimeoutError:
+                    continue
+                if ev.seq <= last_seq.get(ev.task_id, 0):
+                    continue
+                last_seq[ev.task_id] = ev.seq
+                yield event_to_proto(ev)
+                if ev.task_id == rec.id and ev.status.final:
+                    return
+        finally:
+            hub.unsubscribe(watcher)
+
+    async def WaitTasks(self, request: tasks_pb2.WaitTasksRequest, context: Ctx) -> tasks_pb2.WaitTasksResponse:
+        if not request.ids:
+            raise InvalidArgument("ids is empty: pass the task ids to wait for")
+        if request.timeout_seconds < 0:
+            raise InvalidArgument("timeout_seconds must not be negative")
+        remaining = context.time_remaining()
+        timeout = request.timeout_seconds or None
+        if remaining is not None:
+            # Answer before the client's own deadline, with timed_out set.
+            timeout = min(timeout or remaining, max(remaining - 0.05, 0.0))
+        records, timed_out = await self._rt.wait(list(request.ids), timeout)
+        return tasks_pb2.WaitTasksResponse(
+            tasks=[task_to_proto(r, include_result=request.include_result) for r in records],
+            timed_out=timed_out,
+        )
+
+
+def _is_last(runtime: Runtime, task_id: str, seq: int) -> bool:
+    rec = runtime.orch.tasks.get(task_id)
+    return rec is None or rec.seq <= seq
+
+
+def _descends(runtime: Runtime, task_id: str, parent_id: str, ancestor: str) -> bool:
+    seen = 0
+    while parent_id and seen < 10_000:
+        if parent_id == ancestor:
+            return True
+        parent = runtime.orch.tasks.get(parent_id)
+        if parent is None:
+            return False
+        parent_id = parent.parent_id
+        seen += 1
+    return False

@@ -1,0 +1,33 @@
+"""The control plane's pure core: plain data and decisions, no I/O."""
+
+from ._graph import topological_order as topological_order
+from ._model import FINAL_STATUSES as FINAL_STATUSES
+from ._model import AttemptResult as AttemptResult
+from ._model import DependencyPolicy as DependencyPolicy
+from ._model import Outcome as Outcome
+from ._model import Priority as Priority
+from ._model import TaskEventRecord as TaskEventRecord
+from ._model import TaskRecord as TaskRecord
+from ._model import TaskStatus as TaskStatus
+from ._orchestrator import CoreLimits as CoreLimits
+from ._orchestrator import Decisions as Decisions
+from ._orchestrator import HostState as HostState
+from ._orchestrator import Orchestrator as Orchestrator
+from ._ready_queue import ReadyQueue as ReadyQueue
+
+__all__ = [
+    "FINAL_STATUSES",
+    "AttemptResult",
+    "CoreLimits",
+    "Decisions",
+    "DependencyPolicy",
+    "HostState",
+    "Orchestrator",
+    "Outcome",
+    "Priority",
+    "ReadyQueue",
+    "TaskEventRecord",
+    "TaskRecord",
+    "TaskStatus",
+    "topological_order",
+]

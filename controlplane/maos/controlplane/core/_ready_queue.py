@@ -1,0 +1,69 @@
+"""Ready queue: strict priority order, FIFO within a level, per agent type.
+
+Entries are removed lazily: an entry whose task is no longer QUEUED (or was
+re-queued, bumping its token) is skipped when it reaches the head, so cancel
+and priority changes stay O(1).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from ._model import Priority
+
+_LEVELS = tuple(Priority)
+
+# (enqueue order, task id, queue token)
+Entry = tuple[int, str, int]
+
+
+class ReadyQueue:
+    """Queued task ids by agent type and priority."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, dict[Priority, deque[Entry]]] = {}
+        self._order = 0
+        self._live = 0
+
+    def __len__(self) -> int:
+        """Entries held, including ones that will be skipped as stale."""
+        return self._live
+
+    def push(self, agent_type: str, priority: Priority, task_id: str, token: int) -> None:
+        levels = self._by_type.get(agent_type)
+        if levels is None:
+            levels = {p: deque() for p in _LEVELS}
+            self._by_type[agent_type] = levels
+        self._order += 1
+        levels[priority].append((self._order, task_id, token))
+        self._live += 1
+
+    def depth_by_priority(self) -> dict[Priority, int]:
+        depth = dict.fromkeys(_LEVELS, 0)
+        for levels in self._by_type.values():
+            for p, entries in levels.items():
+                depth[p] += len(entries)
+        return depth
+
+    def agent_types(self) -> Iterable[str]:
+        return self._by_type.keys()
+
+    def pop(self, agent_types: Iterable[str], is_live: Callable[[str, int], bool]) -> str | None:
+        """The most urgent, oldest live task among `agent_types`, or None."""
+        candidates = [self._by_type[t] for t in agent_types if t in self._by_type]
+        for level in _LEVELS:
+            best: deque[Entry] | None = None
+            best_order = 0
+            for levels in candidates:
+                entries = levels[level]
+                while entries and not is_live(entries[0][1], entries[0][2]):
+                    entries.popleft()
+                    self._live -= 1
+                if entries and (best is None or entries[0][0] < best_order):
+                    best, best_order = entries, entries[0][0]
+            if best is not None:
+                _, task_id, _ = best.popleft()
+                self._live -= 1
+                return task_id
+        return None

@@ -1,0 +1,75 @@
+"""The Store protocol: what the control plane needs from durable storage.
+
+SQLite is the embedded default; PostgreSQL implements the same protocol.
+Writes are handed over as batches and become durable in group commits, in
+the order they were handed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from maos.controlplane.core import TaskEventRecord, TaskRecord, TaskStatus
+
+from ._rows import FullRow, MutableRow
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Rows snapshotted on the event loop: new tasks, changed tasks, events."""
+
+    inserts: list[FullRow] = field(default_factory=list)
+    updates: list[MutableRow] = field(default_factory=list)
+    events: list[tuple[object, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.inserts) + len(self.updates) + len(self.events)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    statuses: tuple[TaskStatus, ...] = ()
+    root_id: str = ""
+    parent_id: str = ""
+    limit: int = 100
+    before_id: str = ""  # page token: newest first, ids below this one
+
+
+class Store(Protocol):
+    """Durable task storage."""
+
+    @property
+    def description(self) -> str:
+        """Where the data lives, for status output (e.g. "sqlite:/var/lib/maos/maos.db")."""
+        ...
+
+    @property
+    def backlog(self) -> int:
+        """Rows handed over and not yet durable; the API sheds load above a bound."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def write(self, batch: WriteBatch) -> asyncio.Future[None]:
+        """Hand over a batch; the future resolves once it is durable (in order)."""
+        ...
+
+    async def load_recovery_set(self) -> list[TaskRecord]:
+        """Unfinished tasks plus the finished tasks they depend on or descend from,
+        parents before children."""
+        ...
+
+    async def get_tasks(self, ids: Sequence[str]) -> list[TaskRecord]: ...
+
+    async def list_tasks(self, query: TaskQuery) -> list[TaskRecord]: ...
+
+    async def task_events(self, task_id: str, after_seq: int, limit: int) -> list[TaskEventRecord]: ...
+
+    async def find_idempotency_key(self, key: str) -> str | None: ...
+
+    async def counts_by_status(self) -> dict[TaskStatus, int]: ...

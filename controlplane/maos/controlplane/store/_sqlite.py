@@ -1,0 +1,328 @@
+"""SQLite store: WAL, one writer thread doing group commits, readers in a thread pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from maos.controlplane.core import TaskEventRecord, TaskRecord, TaskStatus
+from maos.errors import Unavailable
+
+from ._protocol import TaskQuery, WriteBatch
+from ._rows import ALL_COLUMNS, EVENT_COLUMNS, MUTABLE_COLUMNS, event_from_row, record_from_row
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    root_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    idempotency_key TEXT,
+    workflow_key TEXT NOT NULL,
+    grp INTEGER NOT NULL,
+    agent_type TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    host_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    progress REAL NOT NULL,
+    progress_message TEXT NOT NULL,
+    result BLOB NOT NULL,
+    result_type TEXT NOT NULL,
+    error_kind TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    log TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+-- Recovery and queue views read only unfinished tasks: keep that index small.
+CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (status) WHERE status <= 3;
+CREATE INDEX IF NOT EXISTS tasks_root ON tasks (root_id);
+CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id) WHERE parent_id != '';
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_idempotency ON tasks (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS task_events (
+    task_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    time REAL NOT NULL,
+    host_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    progress REAL NOT NULL,
+    progress_message TEXT NOT NULL,
+    PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
+"""
+
+_INSERT_TASK = f"INSERT INTO tasks ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})"
+_UPDATE_TASK = f"UPDATE tasks SET {', '.join(c + ' = ?' for c in MUTABLE_COLUMNS)} WHERE id = ?"
+_INSERT_EVENT = (
+    f"INSERT OR REPLACE INTO task_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+_MAX_ROWS_PER_COMMIT = 20_000
+_T = TypeVar("_T")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a process kill (SIGKILL) without losing a commit;
+    # only an OS crash or power loss can drop the newest commits.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class SqliteStore:
+    """The embedded default store: one file, WAL, group commits off the event loop."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._writes: queue.SimpleQueue[tuple[WriteBatch, asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="maos-sqlite-read")
+        self._local = threading.local()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._backlog = 0
+        self._closed = False
+
+    @property
+    def description(self) -> str:
+        return f"sqlite:{self._path}"
+
+    @property
+    def backlog(self) -> int:
+        return self._backlog
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        await self._read(self._migrate)
+        self._writer = threading.Thread(target=self._write_loop, name="maos-sqlite-writer", daemon=True)
+        self._writer.start()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise Unavailable(
+                f"{self._path} has schema version {row[0]}, newer than this control plane's "
+                f"{SCHEMA_VERSION}: run a newer MAOS against it"
+            )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._writes.put(None)
+            await asyncio.to_thread(self._writer.join, 30)
+        self._readers.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, batch: WriteBatch) -> asyncio.Future[None]:
+        assert self._loop is not None, "store not opened"
+        fut: asyncio.Future[None] = self._loop.create_future()
+        if self._closed:
+            fut.set_exception(Unavailable("the store is closed: the control plane is shutting down"))
+            return fut
+        self._backlog += len(batch)
+        self._writes.put((batch, fut))
+        return fut
+
+    def _write_loop(self) -> None:
+        conn = _connect(self._path)
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        stopping = False
+        while not stopping:
+            item = self._writes.get()
+            if item is None:
+                break
+            group = [item]
+            rows = len(item[0])
+            # Group commit: everything already waiting goes into this transaction.
+            while rows < _MAX_ROWS_PER_COMMIT:
+                try:
+                    nxt = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+                rows += len(nxt[0])
+            error: BaseException | None = None
+            try:
+                self._commit(conn, [batch for batch, _ in group])
+            except Exception as exc:
+                log.exception("group commit of %d rows failed", rows)
+                error = exc
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._resolve, [f for _, f in group], rows, error)
+        conn.close()
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, batches: list[WriteBatch]) -> None:
+        inserts: list[tuple[Any, ...]] = []
+        updates: dict[str, tuple[Any, ...]] = {}
+        events: list[tuple[Any, ...]] = []
+        for batch in batches:
+            inserts.extend(batch.inserts)
+            for row in batch.updates:
+                updates[row[-1]] = row  # the newest snapshot of a task wins
+            events.extend(batch.events)
+        conn.execute("BEGIN")
+        try:
+            if inserts:
+                conn.executemany(_INSERT_TASK, inserts)
+            if updates:
+                conn.executemany(_UPDATE_TASK, updates.values())
+            if events:
+                conn.executemany(_INSERT_EVENT, events)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _resolve(self, futures: list[asyncio.Future[None]], rows: int, error: BaseException | None) -> None:
+        self._backlog -= rows
+        for fut in futures:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(Unavailable(f"the store could not commit: {error}"))
+
+    # ------------------------------------------------------------------- reads
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path)
+            self._local.conn = conn
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._conn()))
+
+    async def load_recovery_set(self) -> list[TaskRecord]:
+        def load(conn: sqlite3.Connection) -> list[TaskRecord]:
+            rows = conn.execute("SELECT * FROM tasks WHERE status <= 3").fetchall()
+            records = {r["id"]: record_from_row(dict(r)) for r in rows}
+            # Finished tasks that live ones still need: dependencies and ancestors.
+            # A live workflow root needs all its children to settle its result.
+            for group_id in [r.id for r in records.values() if r.group]:
+                for r in conn.execute("SELECT * FROM tasks WHERE parent_id = ?", (group_id,)):
+                    if r["id"] not in records:
+                        records[r["id"]] = record_from_row(dict(r))
+            wanted: set[str] = set()
+            for rec in records.values():
+                wanted.update(rec.depends_on)
+                if rec.parent_id:
+                    wanted.add(rec.parent_id)
+            while wanted - records.keys():
+                missing = list(wanted - records.keys())
+                found = []
+                for i in range(0, len(missing), 500):
+                    chunk = missing[i : i + 500]
+                    found += conn.execute(
+                        f"SELECT * FROM tasks WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                    ).fetchall()
+                wanted = set()
+                for r in found:
+                    rec = record_from_row(dict(r))
+                    records[rec.id] = rec
+                    if rec.parent_id and rec.parent_id not in records:
+                        wanted.add(rec.parent_id)
+                if not found:
+                    break
+            # Ids are time-ordered, so sorting puts parents (created first) before children.
+            return [records[k] for k in sorted(records)]
+
+        return await self._read(load)
+
+    async def get_tasks(self, ids: Sequence[str]) -> list[TaskRecord]:
+        def get(conn: sqlite3.Connection) -> list[TaskRecord]:
+            out: list[TaskRecord] = []
+            for i in range(0, len(ids), 500):
+                chunk = list(ids[i : i + 500])
+                rows = conn.execute(f"SELECT * FROM tasks WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                out.extend(record_from_row(dict(r)) for r in rows)
+            return out
+
+        return await self._read(get)
+
+    async def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if query.statuses:
+            clauses.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            args.extend(int(s) for s in query.statuses)
+        if query.root_id:
+            clauses.append("root_id = ?")
+            args.append(query.root_id)
+        if query.parent_id:
+            clauses.append("parent_id = ?")
+            args.append(query.parent_id)
+        if query.before_id:
+            clauses.append("id < ?")
+            args.append(query.before_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM tasks {where} ORDER BY id DESC LIMIT ?"
+        args.append(query.limit)
+
+        def run(conn: sqlite3.Connection) -> list[TaskRecord]:
+            return [record_from_row(dict(r)) for r in conn.execute(sql, args)]
+
+        return await self._read(run)
+
+    async def task_events(self, task_id: str, after_seq: int, limit: int) -> list[TaskEventRecord]:
+        def run(conn: sqlite3.Connection) -> list[TaskEventRecord]:
+            rows = conn.execute(
+                "SELECT * FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (task_id, after_seq, limit),
+            )
+            return [event_from_row(dict(r)) for r in rows]
+
+        return await self._read(run)
+
+    async def find_idempotency_key(self, key: str) -> str | None:
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT id FROM tasks WHERE idempotency_key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(run)
+
+    async def counts_by_status(self) -> dict[TaskStatus, int]:
+        def run(conn: sqlite3.Connection) -> dict[TaskStatus, int]:
+            counts = dict.fromkeys(TaskStatus, 0)
+            for status, n in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"):
+                counts[TaskStatus(status)] = n
+            return counts
+
+        return await self._read(run)
