@@ -1,0 +1,57 @@
+"""Kill things for real: hosts and the control plane, and check what survives."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from maos.v1 import common_pb2
+from tests.integration.conftest import Cluster
+
+COMPLETED = common_pb2.TASK_STATUS_COMPLETED
+
+
+def test_sigkill_a_host_mid_task_and_the_other_host_finishes_it(fresh_cluster: Cluster) -> None:
+    c = fresh_cluster
+    c.start_controlplane(extra=["--heartbeat-interval", "0.5"])
+    first = c.add_host(workers=1, host_id="first")
+    task = c.api.submit("long enough to be killed", "sleeper", {"seconds": 2.0})
+    deadline = time.monotonic() + 10
+    while c.api.get(task.id).status != common_pb2.TASK_STATUS_RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    c.add_host(workers=1, host_id="second")
+    first.kill()
+    done = c.api.wait_one(task.id, timeout=30)
+    assert done.status == COMPLETED, c.logs()
+    assert done.placement.host_id == "second" and done.attempt == 2
+
+
+def test_sigkill_the_controlplane_mid_run_and_every_task_completes_once(fresh_cluster: Cluster) -> None:
+    c = fresh_cluster
+    cp = c.start_controlplane(extra=["--heartbeat-interval", "0.5"])
+    c.add_host(workers=2)
+    specs = [
+        common_pb2.TaskSpec(
+            description=f"task {i}", agent_type="sleeper", input=common_pb2.Payload(data=b'{"seconds": 0.01}')
+        )
+        for i in range(300)
+    ]
+    ids = [t.id for t in c.api.submit_many(specs)]
+    deadline = time.monotonic() + 20
+    while sum(c.api.get(i).status == COMPLETED for i in ids[::10]) < 5:
+        assert time.monotonic() < deadline, c.logs()
+        time.sleep(0.05)
+    port = cp.endpoint.rpartition(":")[2]
+    cp.kill()
+    c.start_controlplane(listen=f"127.0.0.1:{port}", extra=["--heartbeat-interval", "0.5"])
+    tasks = c.api.wait(ids, timeout=120)
+    assert all(t.status == COMPLETED for t in tasks), c.logs()
+    assert c.cp is not None
+    c.cp.stop()
+    with sqlite3.connect(c.root / "cp" / "maos.db") as db:
+        completions = dict(
+            db.execute("SELECT task_id, COUNT(*) FROM task_events WHERE status = 4 GROUP BY task_id").fetchall()
+        )
+    assert set(completions) == set(ids)
+    assert set(completions.values()) == {1}
