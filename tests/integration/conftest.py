@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from maos.testing import ControlPlaneProcess, DaemonProcess, start_agenthost, start_controlplane, wait_for_hosts
 
 from tests.support.api import RawApi
-from tests.support.cluster import ControlPlaneProcess, DaemonProcess, start_agenthost, start_controlplane, wait_for_hosts
 
 TEST_AGENTS = Path(__file__).parent / "agents.yaml"
 
@@ -39,9 +39,7 @@ class Cluster:
         return self.cp
 
     def add_host(self, workers: int = 2, host_id: str | None = None, wait: bool = True) -> DaemonProcess:
-        host = start_agenthost(
-            self.endpoint, self.root / "hosts", workers=workers, agents=TEST_AGENTS, host_id=host_id
-        )
+        host = start_agenthost(self.endpoint, self.root / "hosts", workers=workers, agents=TEST_AGENTS, host_id=host_id)
         self.hosts.append(host)
         if wait:
             wait_for_hosts(self.endpoint, sum(1 for h in self.hosts if h.alive()))

@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 from maos.v1 import common_pb2
+
 from tests.integration.conftest import Cluster
 
 COMPLETED = common_pb2.TASK_STATUS_COMPLETED

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from maos.v1 import common_pb2, hosts_pb2, hosts_pb2_grpc, tasks_pb2
+
 from tests.integration.conftest import Cluster
 from tests.support.api import result_of
 
@@ -145,7 +145,9 @@ def test_watch_streams_gapless_events_and_resumes(cluster: Cluster) -> None:
 
 def test_many_tasks_respect_host_credit(cluster: Cluster) -> None:
     specs = [
-        common_pb2.TaskSpec(description=f"s{i}", agent_type="sleeper", input=common_pb2.Payload(data=b'{"seconds":0.02}'))
+        common_pb2.TaskSpec(
+            description=f"s{i}", agent_type="sleeper", input=common_pb2.Payload(data=b'{"seconds":0.02}')
+        )
         for i in range(60)
     ]
     ids = [t.id for t in cluster.api.submit_many(specs)]

@@ -6,7 +6,6 @@ from typing import Any
 
 import grpc
 import orjson
-
 from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
 
 

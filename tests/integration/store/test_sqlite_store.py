@@ -6,9 +6,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from maos.controlplane.core import Orchestrator, TaskStatus
-from maos.controlplane.store import SqliteStore, TaskQuery, WriteBatch, event_row, full_row, mutable_row, record_from_spec
+from maos.controlplane.store import (
+    SqliteStore,
+    TaskQuery,
+    WriteBatch,
+    event_row,
+    full_row,
+    mutable_row,
+    record_from_spec,
+)
 from maos.v1 import common_pb2
 
 
@@ -64,7 +71,9 @@ async def test_many_concurrent_batches_commit_in_order(store: SqliteStore) -> No
     for chunk in range(0, 2000, 100):
         orch.submit(recs[chunk : chunk + 100], 0.0)
         d = orch.take()
-        futures.append(store.write(WriteBatch(inserts=[full_row(r) for r in d.inserted], events=[event_row(e) for e in d.events])))
+        futures.append(
+            store.write(WriteBatch(inserts=[full_row(r) for r in d.inserted], events=[event_row(e) for e in d.events]))
+        )
     await asyncio.gather(*futures)
     assert store.backlog == 0
     counts = await store.counts_by_status()

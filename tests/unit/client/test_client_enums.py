@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from maos.client import (
     agent_status_name,
     host_status_name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from maos.client import from_rpc_error
 from maos.errors import (
     ERRORS_BY_CODE,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from maos.controlplane._ids import UlidGenerator, is_task_id
 from maos.controlplane.core import topological_order
 from maos.errors import InvalidArgument

@@ -1,4 +1,4 @@
-"""Real daemons as child processes, for integration tests, e2e tests and benchmarks.
+"""Real daemons as child processes: for tests of agents, the e2e suite and benchmarks.
 
 Servers bind port 0 and report the port through a ready file; every process
 logs to a file under the test's directory so a failure can be read back.
@@ -15,16 +15,13 @@ import time
 from pathlib import Path
 
 import grpc
-
 from maos.v1 import hosts_pb2, hosts_pb2_grpc
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    # Test agent functions live under tests/; workers import them by module path.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    # Agent functions are imported by module path in the workers: let them see the caller's cwd.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
     env.setdefault("MAOS_LOG_LEVEL", "info")
     return env
 
@@ -37,7 +34,7 @@ class DaemonProcess:
         self.args = args
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")  # closed in stop()/kill()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args], stdout=self._log, stderr=subprocess.STDOUT, env=_env()
         )
@@ -58,6 +55,12 @@ class DaemonProcess:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         self._log.close()
+
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, then SIGKILL if it does not exit within `timeout`."""
