@@ -89,7 +89,11 @@ class SubmitTasksResponse(_message.Message):
 
     TASKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Task]: ...
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Task]:
+        """In request order; only id, root_id, parent_id, status and last_seq are set
+        (GetTask/WaitTasks give the rest) so big batches stay cheap.
+        """
+
     def __init__(
         self,
         *,

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from maos.controlplane._convert import event_to_proto, task_to_proto
 from maos.controlplane._runtime import Runtime
-from maos.controlplane.core import TaskStatus
+from maos.controlplane.core import TaskRecord, TaskStatus
 from maos.controlplane.store import TaskQuery
 from maos.errors import InvalidArgument, ResourceExhausted
 from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
@@ -39,7 +39,8 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
         if not request.specs:
             raise InvalidArgument("specs is empty: pass at least one task")
         accepted = await self._rt.submit(request.specs)
-        return tasks_pb2.SubmitTasksResponse(tasks=[task_to_proto(rec, include_result=False) for rec, _ in accepted])
+        # Ids and states only: echoing thousands of specs back would dominate the call's cost.
+        return tasks_pb2.SubmitTasksResponse(tasks=[_brief(rec) for rec, _ in accepted])
 
     async def SubmitWorkflow(
         self, request: tasks_pb2.SubmitWorkflowRequest, context: Ctx
@@ -142,6 +143,12 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
             tasks=[task_to_proto(r, include_result=request.include_result) for r in records],
             timed_out=timed_out,
         )
+
+
+def _brief(rec: TaskRecord) -> common_pb2.Task:
+    task = common_pb2.Task(id=rec.id, root_id=rec.root_id, parent_id=rec.parent_id, last_seq=rec.seq)
+    task.status = int(rec.status)  # type: ignore[assignment]
+    return task
 
 
 def _is_last(runtime: Runtime, task_id: str, seq: int) -> bool:
