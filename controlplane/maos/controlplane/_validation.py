@@ -29,8 +29,15 @@ class InputLimits:
     max_depends_on: int = 10_000
 
 
+_ENUM_VALUES: dict[int, frozenset[int]] = {}
+
+
 def _enum_ok(enum_type: object, value: int) -> bool:
-    return value in enum_type.values()  # type: ignore[attr-defined]
+    # proto3 enums are open: any int parses, so check it names a declared value.
+    values = _ENUM_VALUES.get(id(enum_type))
+    if values is None:
+        values = _ENUM_VALUES[id(enum_type)] = frozenset(enum_type.values())  # type: ignore[attr-defined]
+    return value in values
 
 
 def _names(enum_type: object, prefix: str) -> str:
