@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -30,7 +31,13 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     parser.add_argument("--ready-file", type=Path, default=None, help="write {endpoint, pid} JSON here once serving")
     parser.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds between host heartbeats")
     parser.add_argument("--missed-heartbeats", type=int, default=3, help="a host silent this many intervals is lost")
-    parser.add_argument("--prefetch", type=int, default=4, help="assignments a host may hold beyond its free slots")
+    parser.add_argument(
+        "--prefetch-min", type=int, default=2, help="assignments a host may always hold beyond its slots"
+    )
+    parser.add_argument("--prefetch-max", type=int, default=64, help="upper bound of the adaptive prefetch")
+    parser.add_argument(
+        "--prefetch-window", type=float, default=0.05, help="seconds of queued work per slot the prefetch may cover"
+    )
     parser.add_argument("--sqlite-synchronous", default="NORMAL", help="OFF|NORMAL|FULL (NORMAL survives SIGKILL)")
     parser.add_argument("--log-level", default=os.environ.get("MAOS_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
@@ -44,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         runtime=RuntimeSettings(
             heartbeat_interval_seconds=args.heartbeat_interval,
             missed_heartbeats=args.missed_heartbeats,
-            prefetch_per_host=args.prefetch,
+            prefetch_min=args.prefetch_min,
+            prefetch_max=args.prefetch_max,
+            prefetch_window_seconds=args.prefetch_window,
         ),
     )
 
@@ -59,6 +68,9 @@ async def run_control_plane(config: ControlPlaneConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The daemon keeps many long-lived objects (live tasks, the finished-task cache):
+    # collect the young generation less often so collections do not become latency spikes.
+    gc.set_threshold(50_000, 20, 100)
     try:
         config = parse_args(argv)
         import uvloop

@@ -35,8 +35,10 @@ class ControlPlaneConfig:
             raise InvalidArgument("heartbeat interval must be above 0 seconds")
         if self.runtime.missed_heartbeats < 1:
             raise InvalidArgument("missed heartbeats must be at least 1")
-        if self.runtime.prefetch_per_host < 0:
-            raise InvalidArgument("prefetch must not be negative")
+        if not 0 <= self.runtime.prefetch_min <= self.runtime.prefetch_max:
+            raise InvalidArgument("prefetch bounds must satisfy 0 <= --prefetch-min <= --prefetch-max")
+        if self.runtime.prefetch_window_seconds < 0:
+            raise InvalidArgument("--prefetch-window must not be negative")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument("sqlite synchronous must be OFF, NORMAL, FULL or EXTRA")
 

@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 class RuntimeSettings:
     heartbeat_interval_seconds: float = 1.0
     missed_heartbeats: int = 3
-    prefetch_per_host: int = 4
+    prefetch_min: int = 2
+    prefetch_max: int = 64
+    prefetch_window_seconds: float = 0.05
     finished_cache_size: int = 100_000
     store_backlog_limit: int = 200_000
     max_workflow_nodes: int = 10_000
@@ -77,7 +79,9 @@ class Runtime:
             CoreLimits(
                 heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
                 missed_heartbeats=settings.missed_heartbeats,
-                prefetch_per_host=settings.prefetch_per_host,
+                prefetch_min=settings.prefetch_min,
+                prefetch_max=settings.prefetch_max,
+                prefetch_window_seconds=settings.prefetch_window_seconds,
                 finished_cache_size=settings.finished_cache_size,
             )
         )
@@ -453,6 +457,7 @@ class Runtime:
                         error_message=r.error.message,
                         log=r.log,
                         agent_id=r.agent_id,
+                        duration_seconds=r.duration_seconds,
                     ),
                     now,
                 )

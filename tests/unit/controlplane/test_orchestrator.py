@@ -33,7 +33,8 @@ def make(task_id: str, **kw: object) -> TaskRecord:
 
 
 def core(prefetch: int = 0, **kw: object) -> Orchestrator:
-    return Orchestrator(CoreLimits(prefetch_per_host=prefetch, **kw), rng=random.Random(1))  # type: ignore[arg-type]
+    limits = CoreLimits(prefetch_min=prefetch, prefetch_max=max(prefetch, 64), **kw)  # type: ignore[arg-type]
+    return Orchestrator(limits, rng=random.Random(1))
 
 
 def ok(task_id: str, attempt: int = 1, data: bytes = b'"ok"') -> AttemptResult:
@@ -68,6 +69,22 @@ def test_dispatch_never_exceeds_free_slots_plus_prefetch() -> None:
     o.on_result("h1", ok("t0"), T0)
     o.dispatch(T0)
     assert [t for _, t, _ in assigned(o)] == ["t3"]
+
+
+def test_prefetch_grows_for_short_tasks_and_shrinks_for_long_ones() -> None:
+    o = core(prefetch=2, prefetch_window_seconds=0.05)
+    o.host_connected("h1", 2, ["echo"], [], T0)
+    o.submit([make(f"t{i}") for i in range(200)], T0)
+    o.dispatch(T0)
+    assert len(assigned(o)) == 4  # nothing learned yet: slots + the minimum
+    for i in range(4):
+        o.on_result("h1", AttemptResult(f"t{i}", 1, Outcome.SUCCEEDED, duration_seconds=0.001), T0)
+    assert o.hosts["h1"].prefetch == 64  # 0.05 s of 1 ms tasks per slot, capped
+    o.dispatch(T0)
+    busy = [t for _, t, _ in assigned(o)]
+    for t in busy[:30]:
+        o.on_result("h1", AttemptResult(t, 1, Outcome.SUCCEEDED, duration_seconds=5.0), T0)
+    assert o.hosts["h1"].prefetch == 2  # long tasks: back to the minimum
 
 
 def test_free_slots_everywhere_are_filled_before_prefetch() -> None:

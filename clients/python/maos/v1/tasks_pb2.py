@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from maos.v1 import common_pb2 as maos_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13maos/v1/tasks.proto\x12\x07maos.v1\x1a\x14maos/v1/common.proto\"4\n\x11SubmitTaskRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.maos.v1.TaskSpec\"G\n\x12SubmitTaskResponse\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.maos.v1.Task\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"6\n\x12SubmitTasksRequest\x12 \n\x05specs\x18\x01 \x03(\x0b\x32\x11.maos.v1.TaskSpec\"3\n\x13SubmitTasksResponse\x12\x1c\n\x05tasks\x18\x01 \x03(\x0b\x32\r.maos.v1.Task\"<\n\x0cWorkflowNode\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.maos.v1.TaskSpec\"^\n\x15SubmitWorkflowRequest\x12\x1f\n\x04root\x18\x01 \x01(\x0b\x32\x11.maos.v1.TaskSpec\x12$\n\x05nodes\x18\x02 \x03(\x0b\x32\x15.maos.v1.WorkflowNode\"\xa5\x01\n\x16SubmitWorkflowResponse\x12\x1b\n\x04root\x18\x01 \x01(\x0b\x32\r.maos.v1.Task\x12>\n\x08task_ids\x18\x02 \x03(\x0b\x32,.maos.v1.SubmitWorkflowResponse.TaskIdsEntry\x1a.\n\x0cTaskIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9c\x01\n\x10ListTasksRequest\x12%\n\x08statuses\x18\x01 \x03(\x0e\x32\x13.maos.v1.TaskStatus\x12\x0f\n\x07root_id\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x16\n\x0einclude_result\x18\x06 \x01(\x08\"J\n\x11ListTasksResponse\x12\x1c\n\x05tasks\x18\x01 \x03(\x0b\x32\r.maos.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11\x43\x61ncelTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"J\n\x10WatchTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x17\n\x0finclude_subtree\x18\x03 \x01(\x08\"P\n\x10WaitTasksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\x12\x16\n\x0einclude_result\x18\x03 \x01(\x08\"D\n\x11WaitTasksResponse\x12\x1c\n\x05tasks\x18\x01 \x03(\x0b\x32\r.maos.v1.Task\x12\x11\n\ttimed_out\x18\x02 \x01(\x08\x32\xa3\x04\n\x0bTaskService\x12\x45\n\nSubmitTask\x12\x1a.maos.v1.SubmitTaskRequest\x1a\x1b.maos.v1.SubmitTaskResponse\x12H\n\x0bSubmitTasks\x12\x1b.maos.v1.SubmitTasksRequest\x1a\x1c.maos.v1.SubmitTasksResponse\x12Q\n\x0eSubmitWorkflow\x12\x1e.maos.v1.SubmitWorkflowRequest\x1a\x1f.maos.v1.SubmitWorkflowResponse\x12\x31\n\x07GetTask\x12\x17.maos.v1.GetTaskRequest\x1a\r.maos.v1.Task\x12\x42\n\tListTasks\x12\x19.maos.v1.ListTasksRequest\x1a\x1a.maos.v1.ListTasksResponse\x12\x37\n\nCancelTask\x12\x1a.maos.v1.CancelTaskRequest\x1a\r.maos.v1.Task\x12<\n\tWatchTask\x12\x19.maos.v1.WatchTaskRequest\x1a\x12.maos.v1.TaskEvent0\x01\x12\x42\n\tWaitTasks\x12\x19.maos.v1.WaitTasksRequest\x1a\x1a.maos.v1.WaitTasksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13maos/v1/tasks.proto\x12\x07maos.v1\x1a\x14maos/v1/common.proto\"J\n\x11SubmitTaskRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.maos.v1.TaskSpec\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"_\n\x12SubmitTaskResponse\x12\x1b\n\x04task\x18\x01 \x01(\x0b\x32\r.maos.v1.Task\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12\x16\n\x0ewait_timed_out\x18\x03 \x01(\x08\"6\n\x12SubmitTasksRequest\x12 \n\x05specs\x18\x01 \x03(\x0b\x32\x11.maos.v1.TaskSpec\"3\n\x13SubmitTasksResponse\x12\x1c\n\x05tasks\x18\x01 \x03(\x0b\x32\r.maos.v1.Task\"<\n\x0cWorkflowNode\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.maos.v1.TaskSpec\"^\n\x15SubmitWorkflowRequest\x12\x1f\n\x04root\x18\x01 \x01(\x0b\x32\x11.maos.v1.TaskSpec\x12$\n\x05nodes\x18\x02 \x03(\x0b\x32\x15.maos.v1.WorkflowNode\"\xa5\x01\n\x16SubmitWorkflowResponse\x12\x1b\n\x04root\x18\x01 \x01(\x0b\x32\r.maos.v1.Task\x12>\n\x08task_ids\x18\x02 \x03(\x0b\x32,.maos.v1.SubmitWorkflowResponse.TaskIdsEntry\x1a.\n\x0cTaskIdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9c\x01\n\x10ListTasksRequest\x12%\n\x08statuses\x18\x01 \x03(\x0e\x32\x13.maos.v1.TaskStatus\x12\x0f\n\x07root_id\x18\x02 \x01(\t\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x16\n\x0einclude_result\x18\x06 \x01(\x08\"J\n\x11ListTasksResponse\x12\x1c\n\x05tasks\x18\x01 \x03(\x0b\x32\r.maos.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11\x43\x61ncelTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"J\n\x10WatchTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x17\n\x0finclude_subtree\x18\x03 \x01(\x08\"P\n\x10WaitTasksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\x12\x16\n\x0einclude_result\x18\x03 \x01(\x08\"D\n\x11WaitTasksResponse\x12\x1c\n\x05tasks\x18\x01 \x03(\x0b\x32\r.maos.v1.Task\x12\x11\n\ttimed_out\x18\x02 \x01(\x08\x32\xa3\x04\n\x0bTaskService\x12\x45\n\nSubmitTask\x12\x1a.maos.v1.SubmitTaskRequest\x1a\x1b.maos.v1.SubmitTaskResponse\x12H\n\x0bSubmitTasks\x12\x1b.maos.v1.SubmitTasksRequest\x1a\x1c.maos.v1.SubmitTasksResponse\x12Q\n\x0eSubmitWorkflow\x12\x1e.maos.v1.SubmitWorkflowRequest\x1a\x1f.maos.v1.SubmitWorkflowResponse\x12\x31\n\x07GetTask\x12\x17.maos.v1.GetTaskRequest\x1a\r.maos.v1.Task\x12\x42\n\tListTasks\x12\x19.maos.v1.ListTasksRequest\x1a\x1a.maos.v1.ListTasksResponse\x12\x37\n\nCancelTask\x12\x1a.maos.v1.CancelTaskRequest\x1a\r.maos.v1.Task\x12<\n\tWatchTask\x12\x19.maos.v1.WatchTaskRequest\x1a\x12.maos.v1.TaskEvent0\x01\x12\x42\n\tWaitTasks\x12\x19.maos.v1.WaitTasksRequest\x1a\x1a.maos.v1.WaitTasksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,35 +35,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITWORKFLOWRESPONSE_TASKIDSENTRY']._loaded_options = None
   _globals['_SUBMITWORKFLOWRESPONSE_TASKIDSENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITTASKREQUEST']._serialized_start=54
-  _globals['_SUBMITTASKREQUEST']._serialized_end=106
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=108
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=179
-  _globals['_SUBMITTASKSREQUEST']._serialized_start=181
-  _globals['_SUBMITTASKSREQUEST']._serialized_end=235
-  _globals['_SUBMITTASKSRESPONSE']._serialized_start=237
-  _globals['_SUBMITTASKSRESPONSE']._serialized_end=288
-  _globals['_WORKFLOWNODE']._serialized_start=290
-  _globals['_WORKFLOWNODE']._serialized_end=350
-  _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=352
-  _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=446
-  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_start=449
-  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_end=614
-  _globals['_SUBMITWORKFLOWRESPONSE_TASKIDSENTRY']._serialized_start=568
-  _globals['_SUBMITWORKFLOWRESPONSE_TASKIDSENTRY']._serialized_end=614
-  _globals['_GETTASKREQUEST']._serialized_start=616
-  _globals['_GETTASKREQUEST']._serialized_end=644
-  _globals['_LISTTASKSREQUEST']._serialized_start=647
-  _globals['_LISTTASKSREQUEST']._serialized_end=803
-  _globals['_LISTTASKSRESPONSE']._serialized_start=805
-  _globals['_LISTTASKSRESPONSE']._serialized_end=879
-  _globals['_CANCELTASKREQUEST']._serialized_start=881
-  _globals['_CANCELTASKREQUEST']._serialized_end=928
-  _globals['_WATCHTASKREQUEST']._serialized_start=930
-  _globals['_WATCHTASKREQUEST']._serialized_end=1004
-  _globals['_WAITTASKSREQUEST']._serialized_start=1006
-  _globals['_WAITTASKSREQUEST']._serialized_end=1086
-  _globals['_WAITTASKSRESPONSE']._serialized_start=1088
-  _globals['_WAITTASKSRESPONSE']._serialized_end=1156
-  _globals['_TASKSERVICE']._serialized_start=1159
-  _globals['_TASKSERVICE']._serialized_end=1706
+  _globals['_SUBMITTASKREQUEST']._serialized_end=128
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=130
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=225
+  _globals['_SUBMITTASKSREQUEST']._serialized_start=227
+  _globals['_SUBMITTASKSREQUEST']._serialized_end=281
+  _globals['_SUBMITTASKSRESPONSE']._serialized_start=283
+  _globals['_SUBMITTASKSRESPONSE']._serialized_end=334
+  _globals['_WORKFLOWNODE']._serialized_start=336
+  _globals['_WORKFLOWNODE']._serialized_end=396
+  _globals['_SUBMITWORKFLOWREQUEST']._serialized_start=398
+  _globals['_SUBMITWORKFLOWREQUEST']._serialized_end=492
+  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_start=495
+  _globals['_SUBMITWORKFLOWRESPONSE']._serialized_end=660
+  _globals['_SUBMITWORKFLOWRESPONSE_TASKIDSENTRY']._serialized_start=614
+  _globals['_SUBMITWORKFLOWRESPONSE_TASKIDSENTRY']._serialized_end=660
+  _globals['_GETTASKREQUEST']._serialized_start=662
+  _globals['_GETTASKREQUEST']._serialized_end=690
+  _globals['_LISTTASKSREQUEST']._serialized_start=693
+  _globals['_LISTTASKSREQUEST']._serialized_end=849
+  _globals['_LISTTASKSRESPONSE']._serialized_start=851
+  _globals['_LISTTASKSRESPONSE']._serialized_end=925
+  _globals['_CANCELTASKREQUEST']._serialized_start=927
+  _globals['_CANCELTASKREQUEST']._serialized_end=974
+  _globals['_WATCHTASKREQUEST']._serialized_start=976
+  _globals['_WATCHTASKREQUEST']._serialized_end=1050
+  _globals['_WAITTASKSREQUEST']._serialized_start=1052
+  _globals['_WAITTASKSREQUEST']._serialized_end=1132
+  _globals['_WAITTASKSRESPONSE']._serialized_start=1134
+  _globals['_WAITTASKSRESPONSE']._serialized_end=1202
+  _globals['_TASKSERVICE']._serialized_start=1205
+  _globals['_TASKSERVICE']._serialized_end=1752
 # @@protoc_insertion_point(module_scope)

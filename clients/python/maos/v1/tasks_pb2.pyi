@@ -24,16 +24,22 @@ class SubmitTaskRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPEC_FIELD_NUMBER: _builtins.int
+    WAIT_SECONDS_FIELD_NUMBER: _builtins.int
+    wait_seconds: _builtins.float
+    """> 0: answer once the task is final (with its result) or after this many
+    seconds, whichever comes first: one round trip for submit-and-wait.
+    """
     @_builtins.property
     def spec(self) -> _common_pb2.TaskSpec: ...
     def __init__(
         self,
         *,
         spec: _common_pb2.TaskSpec | None = ...,
+        wait_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec", "wait_seconds", b"wait_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -45,8 +51,11 @@ class SubmitTaskResponse(_message.Message):
 
     TASK_FIELD_NUMBER: _builtins.int
     DEDUPLICATED_FIELD_NUMBER: _builtins.int
+    WAIT_TIMED_OUT_FIELD_NUMBER: _builtins.int
     deduplicated: _builtins.bool
     """an earlier task with the same idempotency key"""
+    wait_timed_out: _builtins.bool
+    """wait_seconds passed before the task was final"""
     @_builtins.property
     def task(self) -> _common_pb2.Task: ...
     def __init__(
@@ -54,10 +63,11 @@ class SubmitTaskResponse(_message.Message):
         *,
         task: _common_pb2.Task | None = ...,
         deduplicated: _builtins.bool = ...,
+        wait_timed_out: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deduplicated", b"deduplicated", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deduplicated", b"deduplicated", "task", b"task", "wait_timed_out", b"wait_timed_out"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

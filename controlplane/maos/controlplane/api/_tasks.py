@@ -32,8 +32,15 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
         self._rt = runtime
 
     async def SubmitTask(self, request: tasks_pb2.SubmitTaskRequest, context: Ctx) -> tasks_pb2.SubmitTaskResponse:
+        if request.wait_seconds < 0:
+            raise InvalidArgument("wait_seconds must not be negative")
         [(rec, deduplicated)] = await self._rt.submit([request.spec])
-        return tasks_pb2.SubmitTaskResponse(task=task_to_proto(rec), deduplicated=deduplicated)
+        timed_out = False
+        if request.wait_seconds > 0 and not rec.final:
+            [rec], timed_out = await self._rt.wait([rec.id], _bounded_wait(request.wait_seconds, context))
+        return tasks_pb2.SubmitTaskResponse(
+            task=task_to_proto(rec), deduplicated=deduplicated, wait_timed_out=timed_out
+        )
 
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: Ctx) -> tasks_pb2.SubmitTasksResponse:
         if not request.specs:
@@ -133,16 +140,22 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
             raise InvalidArgument("ids is empty: pass the task ids to wait for")
         if request.timeout_seconds < 0:
             raise InvalidArgument("timeout_seconds must not be negative")
-        remaining = context.time_remaining()
-        timeout = request.timeout_seconds or None
-        if remaining is not None:
-            # Answer before the client's own deadline, with timed_out set.
-            timeout = min(timeout or remaining, max(remaining - 0.05, 0.0))
+        timeout = _bounded_wait(request.timeout_seconds, context)
         records, timed_out = await self._rt.wait(list(request.ids), timeout)
         return tasks_pb2.WaitTasksResponse(
             tasks=[task_to_proto(r, include_result=request.include_result) for r in records],
             timed_out=timed_out,
         )
+
+
+def _bounded_wait(seconds: float, context: Ctx) -> float | None:
+    """How long to wait: `seconds` (0 = no limit), but answer before the client's own
+    deadline so it gets a timed-out answer rather than DEADLINE_EXCEEDED."""
+    remaining = context.time_remaining()
+    timeout = seconds or None
+    if remaining is not None:
+        timeout = min(timeout or remaining, max(remaining - 0.05, 0.0))
+    return timeout
 
 
 def _brief(rec: TaskRecord) -> common_pb2.Task:

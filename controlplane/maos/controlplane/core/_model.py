@@ -133,3 +133,4 @@ class AttemptResult:
     error_message: str = ""
     log: str = ""
     agent_id: str = ""
+    duration_seconds: float = 0.0

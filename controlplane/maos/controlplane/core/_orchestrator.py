@@ -46,6 +46,7 @@ class HostState:
     awaiting_reconnect: bool = False  # a placeholder rebuilt from the store after a restart
     in_flight: dict[str, int] = field(default_factory=dict)  # task id -> attempt
     completed: int = 0
+    avg_task_seconds: float = 0.0  # moving average of attempts' run time; 0 = not known yet
 
     @property
     def credit(self) -> int:
@@ -84,11 +85,20 @@ class Decisions:
 
 @dataclass(frozen=True, slots=True)
 class CoreLimits:
-    """Tunables of the core."""
+    """Tunables of the core.
+
+    Prefetch (assignments a host holds beyond its free slots) adapts to how long
+    tasks take on that host: enough to cover `prefetch_window_seconds` of work per
+    slot, between `prefetch_min` and `prefetch_max`. Short tasks get a deep
+    pipeline (throughput); long tasks get almost none, so work is never parked on
+    a busy host while another host idles.
+    """
 
     heartbeat_interval_seconds: float = 1.0
     missed_heartbeats: int = 3
-    prefetch_per_host: int = 4
+    prefetch_min: int = 2
+    prefetch_max: int = 64
+    prefetch_window_seconds: float = 0.05
     finished_cache_size: int = 100_000
 
 
@@ -231,6 +241,8 @@ class Orchestrator:
         if host is not None and host.in_flight.get(result.task_id) == result.attempt:
             del host.in_flight[result.task_id]
             host.completed += 1
+            if result.duration_seconds > 0:
+                self._learn_task_time(host, result.duration_seconds)
         if self._leases.get(result.task_id) != (host_id, result.attempt):
             return
         del self._leases[result.task_id]
@@ -250,6 +262,13 @@ class Orchestrator:
         else:
             status = TaskStatus.TIMED_OUT if result.outcome == Outcome.TIMED_OUT else TaskStatus.FAILED
             self._attempt_failed(rec, status, result.error_kind, result.error_message, now)
+
+    def _learn_task_time(self, host: HostState, seconds: float) -> None:
+        avg = seconds if host.avg_task_seconds == 0 else 0.9 * host.avg_task_seconds + 0.1 * seconds
+        host.avg_task_seconds = avg
+        limits = self.limits
+        wanted = int(host.slots * limits.prefetch_window_seconds / max(avg, 1e-6))
+        host.prefetch = min(max(wanted, limits.prefetch_min), limits.prefetch_max)
 
     def _attempt_failed(self, rec: TaskRecord, status: TaskStatus, kind: str, message: str, now: float) -> None:
         rec.failures += 1
@@ -302,7 +321,7 @@ class Orchestrator:
         """Register (or re-register) a host and reconcile the leases it reports."""
         host = self.hosts.get(host_id)
         if host is None:
-            host = HostState(host_id, slots, frozenset(agent_types), self.limits.prefetch_per_host, now)
+            host = HostState(host_id, slots, frozenset(agent_types), self.limits.prefetch_min, now)
             self.hosts[host_id] = host
         host.slots = slots
         host.agent_types = frozenset(agent_types)
