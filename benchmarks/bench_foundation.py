@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-
 from maos.client.cli._demo_data import generate_dataset
 from maos.testing import start_agenthost, start_controlplane, wait_for_hosts
 from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
@@ -150,7 +149,11 @@ def main() -> None:
         results["demo_speedup"],
     )
     rows = [
-        ("submission latency p50 / p95 / p99", f"{lat['p50_ms']:.2f} / {lat['p95_ms']:.2f} / {lat['p99_ms']:.2f} ms", "p95 < 3 ms"),
+        (
+            "submission latency p50 / p95 / p99",
+            f"{lat['p50_ms']:.2f} / {lat['p95_ms']:.2f} / {lat['p99_ms']:.2f} ms",
+            "p95 < 3 ms",
+        ),
         ("no-op echo throughput (median)", f"{tp['median_per_s']:,.0f} tasks/s  runs {tp['runs']}", ">= 3,000/s"),
         ("single-task round trip p50 / p99", f"{rt['p50_ms']:.2f} / {rt['p99_ms']:.2f} ms", "< 2 / < 6 ms"),
         (

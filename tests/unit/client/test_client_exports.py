@@ -46,3 +46,13 @@ def test_endpoint_resolution(monkeypatch) -> None:
     assert maos.client.resolve_endpoint() == "10.1.2.3:9000"
     assert maos.client.resolve_endpoint("h:1") == "h:1"
     assert maos.client.Client().endpoint == "10.1.2.3:9000"
+
+
+def test_agent_workers_do_not_pay_for_grpc() -> None:
+    # Workers import maos.client._context, which runs maos.client/__init__ first.
+    import subprocess
+    import sys
+
+    code = "import sys, maos.client._context; print('grpc' in sys.modules, 'maos.v1.tasks_pb2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from maos.client import SUBMIT_BATCH_LIMIT, task_result, task_spec
+from maos.client import SUBMIT_BATCH_LIMIT, SpecLike, task_result, task_spec
 from maos.client._specs import as_spec, list_request, submit_batches, workflow_request
 from maos.errors import InvalidArgument
 from maos.v1 import common_pb2
@@ -70,9 +70,8 @@ def test_submit_batches_chunk_at_the_limit() -> None:
 
 
 def test_workflow_request() -> None:
-    request = workflow_request(
-        {"a": {"description": "A"}, "b": task_spec("B", depends_on=["a"])}, "root", priority="critical"
-    )
+    nodes: dict[str, SpecLike] = {"a": {"description": "A"}, "b": task_spec("B", depends_on=["a"])}
+    request = workflow_request(nodes, "root", priority="critical")
     assert request.root.description == "root"
     assert request.root.priority == common_pb2.PRIORITY_CRITICAL
     assert [(n.key, list(n.spec.depends_on)) for n in request.nodes] == [("a", []), ("b", ["a"])]

@@ -7,7 +7,6 @@ from typing import TypeVar
 
 import lz4.frame
 from google.protobuf.message import DecodeError, Message
-
 from maos.v1 import common_pb2
 
 DEFAULT_COMPRESS_THRESHOLD = 512

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
 from maos.v1 import common_pb2
 
 JSON_CONTENT_TYPE = "application/json"

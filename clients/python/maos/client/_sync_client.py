@@ -1,0 +1,276 @@
+"""Client: the SDK on a plain (blocking) gRPC channel, same methods as AsyncClient."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from maos.errors import DeadlineExceeded
+from maos.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agents_pb2,
+    agents_pb2_grpc,
+    common_pb2,
+    hosts_pb2,
+    hosts_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+
+from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, resolve_endpoint
+from ._enums import is_final, status_name
+from ._errors import from_rpc_error
+from ._specs import SpecLike, list_request, submit_batches, task_spec, workflow_request
+from ._waiting import WAIT_CHUNK_SECONDS, WaitClock
+
+_Req = TypeVar("_Req")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True, slots=True)
+class _Stubs:
+    channel: grpc.Channel
+    tasks: tasks_pb2_grpc.TaskServiceStub
+    hosts: hosts_pb2_grpc.HostServiceStub
+    agents: agents_pb2_grpc.AgentServiceStub
+    admin: admin_pb2_grpc.AdminServiceStub
+
+
+class Client:
+    """Blocking MAOS client; one channel, reused by every call, opened on first use.
+
+    Thread-safe: gRPC channels may be shared by threads. Close with `close()`
+    or use as a context manager.
+    """
+
+    def __init__(self, endpoint: str | None = None, *, timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS) -> None:
+        self.endpoint = resolve_endpoint(endpoint)
+        self.timeout = timeout
+        self._open_stubs: _Stubs | None = None
+
+    def _stubs(self) -> _Stubs:
+        if self._open_stubs is None:
+            channel = grpc.insecure_channel(self.endpoint, options=CHANNEL_OPTIONS)
+            self._open_stubs = _Stubs(
+                channel,
+                tasks_pb2_grpc.TaskServiceStub(channel),
+                hosts_pb2_grpc.HostServiceStub(channel),
+                agents_pb2_grpc.AgentServiceStub(channel),
+                admin_pb2_grpc.AdminServiceStub(channel),
+            )
+        return self._open_stubs
+
+    def _call(self, method: grpc.UnaryUnaryMultiCallable[_Req, _R], request: _Req, timeout: float | None = None) -> _R:
+        try:
+            return method(request, timeout=self.timeout if timeout is None else timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+
+    def close(self) -> None:
+        """Close the channel; in-flight calls are cancelled. Idempotent."""
+        stubs, self._open_stubs = self._open_stubs, None
+        if stubs is not None:
+            stubs.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- tasks -------------------------------------------------------------
+
+    def submit_task(
+        self,
+        description: str,
+        *,
+        type: str | int | None = None,
+        agent_type: str | None = None,
+        priority: str | int | None = None,
+        input: Any = None,
+        depends_on: Iterable[str] = (),
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        parent_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> common_pb2.Task:
+        """Submit one task and return it as stored (QUEUED, or PENDING on dependencies)."""
+        spec = task_spec(
+            description,
+            type=type,
+            agent_type=agent_type,
+            priority=priority,
+            input=input,
+            depends_on=depends_on,
+            timeout=timeout,
+            max_retries=max_retries,
+            labels=labels,
+            parent_id=parent_id,
+            idempotency_key=idempotency_key,
+        )
+        reply: tasks_pb2.SubmitTaskResponse = self._call(
+            self._stubs().tasks.SubmitTask, tasks_pb2.SubmitTaskRequest(spec=spec)
+        )
+        return reply.task
+
+    def submit_tasks(self, specs: Iterable[SpecLike]) -> list[common_pb2.Task]:
+        """Submit many independent tasks, one SubmitTasks call per 1,000.
+
+        Each call is all-or-nothing; when several are needed, an error in a later
+        one leaves the earlier ones submitted.
+        """
+        stub = self._stubs().tasks
+        tasks: list[common_pb2.Task] = []
+        for request in submit_batches(specs):
+            reply: tasks_pb2.SubmitTasksResponse = self._call(stub.SubmitTasks, request)
+            tasks.extend(reply.tasks)
+        return tasks
+
+    def submit_workflow(
+        self,
+        nodes: Mapping[str, SpecLike] | Iterable[tasks_pb2.WorkflowNode],
+        root_description: str,
+        *,
+        priority: str | int | None = None,
+        labels: Mapping[str, str] | None = None,
+        parent_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[common_pb2.Task, dict[str, str]]:
+        """Submit a graph under one group root; returns (root task, {node key: task id})."""
+        request = workflow_request(
+            nodes,
+            root_description,
+            priority=priority,
+            labels=labels,
+            parent_id=parent_id,
+            idempotency_key=idempotency_key,
+        )
+        reply: tasks_pb2.SubmitWorkflowResponse = self._call(self._stubs().tasks.SubmitWorkflow, request)
+        return reply.root, dict(reply.task_ids)
+
+    def get_task(self, task_id: str) -> common_pb2.Task:
+        """The task as the control plane knows it now; NotFound if the id names nothing."""
+        task: common_pb2.Task = self._call(self._stubs().tasks.GetTask, tasks_pb2.GetTaskRequest(id=task_id))
+        return task
+
+    def list_tasks(
+        self,
+        *,
+        statuses: Iterable[str | int] = (),
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        page_size: int = 100,
+        include_result: bool = False,
+        limit: int | None = None,
+    ) -> Generator[common_pb2.Task, None, None]:
+        """Every matching task, fetching pages lazily; stops after `limit` tasks if given."""
+        if limit is not None:
+            page_size = min(page_size, max(limit, 1))
+        request = list_request(
+            statuses=statuses,
+            root_id=root_id,
+            parent_id=parent_id,
+            page_size=page_size,
+            include_result=include_result,
+        )
+        stub = self._stubs().tasks
+        seen = 0
+        while True:
+            reply: tasks_pb2.ListTasksResponse = self._call(stub.ListTasks, request)
+            for task in reply.tasks:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield task
+            if not reply.next_page_token:
+                return
+            request.page_token = reply.next_page_token
+
+    def cancel_task(self, task_id: str, reason: str = "") -> common_pb2.Task:
+        """Cancel a task and its subtree; idempotent. Returns the task after the request."""
+        request = tasks_pb2.CancelTaskRequest(id=task_id, reason=reason)
+        task: common_pb2.Task = self._call(self._stubs().tasks.CancelTask, request)
+        return task
+
+    def watch_task(
+        self, task_id: str, *, after_seq: int = 0, include_subtree: bool = False
+    ) -> Generator[common_pb2.TaskEvent, None, None]:
+        """The task's events after `after_seq` (and its descendants' if asked), as they happen.
+
+        The stream has no deadline; closing the iterator cancels it. To resume
+        after a dropped stream, call again with the last `seq` seen for the task.
+        """
+        request = tasks_pb2.WatchTaskRequest(id=task_id, after_seq=after_seq, include_subtree=include_subtree)
+        call = self._stubs().tasks.WatchTask(request)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves CallIterator.cancel untyped
+
+    def wait_tasks(
+        self, ids: Iterable[str], *, timeout: float | None = None, include_result: bool = True
+    ) -> list[common_pb2.Task]:
+        """Wait until every task is final or `timeout` seconds pass; returns them all either way.
+
+        Long waits are split into bounded WaitTasks calls, so a stalled connection
+        is noticed and no proxy idles the call out.
+        """
+        ids = list(ids)
+        clock = WaitClock(timeout)
+        stub = self._stubs().tasks
+        while True:
+            chunk = clock.next_chunk(WAIT_CHUNK_SECONDS)
+            request = tasks_pb2.WaitTasksRequest(ids=ids, timeout_seconds=chunk, include_result=include_result)
+            reply: tasks_pb2.WaitTasksResponse = self._call(stub.WaitTasks, request, chunk + self.timeout)
+            if not reply.timed_out or clock.expired():
+                return list(reply.tasks)
+
+    def wait_task(self, task_id: str, *, timeout: float | None = None, include_result: bool = True) -> common_pb2.Task:
+        """Wait for one task to be final; DeadlineExceeded if it is not within `timeout`."""
+        started = time.monotonic()
+        (task,) = self.wait_tasks([task_id], timeout=timeout, include_result=include_result)
+        if not is_final(task.status):
+            raise DeadlineExceeded(
+                f"task {task_id} is still {status_name(task.status)} after {time.monotonic() - started:.1f}s of waiting"
+            )
+        return task
+
+    # ---- hosts, agents, admin ----------------------------------------------
+
+    def list_hosts(self, *, include_lost: bool = False) -> list[hosts_pb2.Host]:
+        """The agent hosts connected (and, if asked, lost) to the control plane."""
+        request = hosts_pb2.ListHostsRequest(include_lost=include_lost)
+        reply: hosts_pb2.ListHostsResponse = self._call(self._stubs().hosts.ListHosts, request)
+        return list(reply.hosts)
+
+    def drain_host(self, host_id: str) -> hosts_pb2.Host:
+        """Stop sending work to a host; its running tasks finish. Returns the host."""
+        host: hosts_pb2.Host = self._call(self._stubs().hosts.DrainHost, hosts_pb2.DrainHostRequest(id=host_id))
+        return host
+
+    def list_agents(self, host_id: str | None = None, *, agent_type: str | None = None) -> list[hosts_pb2.Agent]:
+        """Agent worker processes, on every host or on one."""
+        request = agents_pb2.ListAgentsRequest(host_id=host_id or "", agent_type=agent_type or "")
+        reply: agents_pb2.ListAgentsResponse = self._call(self._stubs().agents.ListAgents, request)
+        return list(reply.agents)
+
+    def list_agent_types(self) -> list[hosts_pb2.AgentTypeInfo]:
+        """The agent types the connected hosts offer."""
+        request = agents_pb2.ListAgentTypesRequest()
+        reply: agents_pb2.ListAgentTypesResponse = self._call(self._stubs().agents.ListAgentTypes, request)
+        return list(reply.agent_types)
+
+    def status(self) -> admin_pb2.StatusResponse:
+        """The control plane's summary: version, store, task counts, hosts, slots, queues."""
+        reply: admin_pb2.StatusResponse = self._call(self._stubs().admin.Status, admin_pb2.StatusRequest())
+        return reply
