@@ -53,10 +53,12 @@ async def test_tasks_round_trip_and_recovery_set(store: SqliteStore) -> None:
     orch.dispatch(1.0)
     await persist(store, orch)
     [loaded] = await store.get_tasks(["01A"])
-    assert loaded.status == TaskStatus.RUNNING and loaded.attempt == 1 and loaded.host_id == "h"
+    assert loaded.status == TaskStatus.QUEUED and loaded.attempt == 1 and loaded.host_id == "h"
     assert loaded.spec.description == "a"
     recovered = await store.load_recovery_set()
     assert [r.id for r in recovered] == ["01A", "01B"]
+    orch.on_started("h", "01A", 1, "h-w0", 1.5)
+    await persist(store, orch)
     events = await store.task_events("01A", 0, 100)
     assert [(e.seq, e.status) for e in events] == [(1, TaskStatus.QUEUED), (2, TaskStatus.RUNNING)]
 

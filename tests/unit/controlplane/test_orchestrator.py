@@ -122,6 +122,19 @@ def test_hosts_only_get_agent_types_they_serve() -> None:
     assert o.tasks["a"].status == TaskStatus.QUEUED
 
 
+def test_a_task_is_running_only_once_an_agent_started_it() -> None:
+    o = core(prefetch=4)
+    o.host_connected("h1", 1, ["echo"], [], T0)
+    o.submit([make("a"), make("b")], T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["a", "b"]
+    assert o.tasks["b"].status == TaskStatus.QUEUED and o.tasks["b"].host_id == "h1"  # prefetched, placed
+    o.on_started("h1", "a", 1, "h1-w0", T0)
+    d = o.take()
+    assert o.tasks["a"].status == TaskStatus.RUNNING and o.tasks["a"].agent_id == "h1-w0"
+    assert [(e.task_id, e.status) for e in d.events] == [("a", TaskStatus.RUNNING)]
+
+
 def test_result_of_current_lease_completes_the_task_once() -> None:
     o = core()
     o.host_connected("h1", 1, ["echo"], [], T0)
@@ -150,7 +163,7 @@ def test_lost_host_requeues_with_next_attempt_and_drops_its_late_result() -> Non
     o.dispatch(T0 + 1)
     assert assigned(o) == [(other, "a", 2)]
     o.on_result(first_host, ok("a", attempt, b'"stale"'), T0 + 2)
-    assert o.tasks["a"].status == TaskStatus.RUNNING
+    assert not o.tasks["a"].final and o.lease_of("a") == (other, 2)
     o.on_result(other, ok("a", 2, b'"fresh"'), T0 + 3)
     assert o.tasks["a"].status == TaskStatus.COMPLETED and o.tasks["a"].result == b'"fresh"'
 
@@ -342,7 +355,7 @@ def test_reconnecting_host_adopts_an_undurable_dispatch_and_drops_stale_leases()
     o.restore([queued, done], T0)
     o.host_connected("h1", 2, ["echo"], [("q", 1), ("d", 1)], T0)
     d = o.take()
-    assert o.lease_of("q") == ("h1", 1) and o.tasks["q"].status == TaskStatus.RUNNING
+    assert o.lease_of("q") == ("h1", 1) and o.tasks["q"].host_id == "h1"
     assert [(h, t) for h, t, _, _ in d.cancels] == [("h1", "d")]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 from maos.errors import InvalidArgument
@@ -32,10 +33,11 @@ def topological_order(edges: Mapping[str, Sequence[str]], *, max_nodes: int, max
             dependents[dep].append(key)
         remaining[key] = len(seen)
     depth = dict.fromkeys(edges, 1)
-    ready = [key for key, n in remaining.items() if n == 0]
+    # FIFO: independent nodes keep the order they were declared in (dispatch order follows).
+    ready = deque(key for key, n in remaining.items() if n == 0)
     order: list[str] = []
     while ready:
-        key = ready.pop()
+        key = ready.popleft()
         order.append(key)
         for child in dependents[key]:
             depth[child] = max(depth[child], depth[key] + 1)

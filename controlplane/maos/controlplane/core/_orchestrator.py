@@ -205,14 +205,15 @@ class Orchestrator:
         return rec is not None and rec.status == TaskStatus.QUEUED and rec.queue_token == token
 
     def _assign(self, host: HostState, rec: TaskRecord, now: float) -> None:
+        """Lease the task to the host. It stays QUEUED (now placed) until the host
+        reports an agent started it: RUNNING means an agent is executing it."""
         rec.attempt += 1
-        rec.status = TaskStatus.RUNNING
         rec.host_id = host.id
         rec.agent_id = ""
-        rec.started_at = now
+        rec.queue_token += 1
         host.in_flight[rec.id] = rec.attempt
         self._leases[rec.id] = (host.id, rec.attempt)
-        self._event(rec, now, f"dispatched to host {host.id}")
+        self._d.changed[rec.id] = rec
         self._d.assignments.append((host.id, rec))
 
     # ------------------------------------------------------------ host reports
@@ -222,8 +223,13 @@ class Orchestrator:
         if rec is None or self._leases.get(task_id) != (host_id, attempt) or rec.final:
             return
         rec.agent_id = agent_id
+        if rec.status == TaskStatus.RUNNING:
+            # Started again on another worker after a worker crash on the host.
+            self._d.changed[rec.id] = rec
+            return
+        rec.status = TaskStatus.RUNNING
         rec.started_at = now
-        self._d.changed[rec.id] = rec
+        self._event(rec, now, f"running on agent {agent_id or host_id}")
 
     def on_progress(self, host_id: str, task_id: str, attempt: int, fraction: float, message: str, now: float) -> None:
         rec = self.tasks.get(task_id)
@@ -345,12 +351,11 @@ class Orchestrator:
             ):
                 # Dispatched before a restart whose store never saw the dispatch: adopt it.
                 rec.attempt = attempt
-                rec.status = TaskStatus.RUNNING
                 rec.host_id = host_id
                 rec.queue_token += 1
                 host.in_flight[task_id] = attempt
                 self._leases[task_id] = (host_id, attempt)
-                self._event(rec, now, f"adopted from host {host_id} after reconnect")
+                self._d.changed[rec.id] = rec
             else:
                 self._d.cancels.append((host_id, task_id, attempt, "stale lease: reassigned or finished"))
         return host
@@ -381,7 +386,7 @@ class Orchestrator:
         if self._leases.get(task_id) == (host.id, attempt):
             del self._leases[task_id]
             rec = self.tasks.get(task_id)
-            if rec is not None and rec.status == TaskStatus.RUNNING and rec.attempt == attempt:
+            if rec is not None and not rec.final and rec.attempt == attempt and rec.host_id == host.id:
                 self._requeue(rec, now, why)
 
     # ------------------------------------------------------------------- time
@@ -404,9 +409,9 @@ class Orchestrator:
         """Rebuild in-memory state from stored tasks after a restart.
 
         Unfinished tasks and the finished tasks they depend on or descend from must
-        all be passed, parents before children. RUNNING tasks keep their lease on a
-        placeholder host that must reconnect within the heartbeat grace, or they
-        re-queue."""
+        all be passed, parents before children. Placed tasks (RUNNING, or QUEUED with
+        a host) keep their lease on a placeholder host that must reconnect within the
+        heartbeat grace, or they re-queue."""
         restored = list(records)
         for rec in restored:
             self.tasks[rec.id] = rec
@@ -428,16 +433,17 @@ class Orchestrator:
         for rec in restored:
             if rec.final or rec.group:
                 continue
-            if rec.status == TaskStatus.QUEUED:
-                rec.queue_token += 1
-                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
-            elif rec.status == TaskStatus.RUNNING:
+            placed = rec.host_id and rec.attempt > 0
+            if rec.status == TaskStatus.RUNNING or (rec.status == TaskStatus.QUEUED and placed):
                 host = self.hosts.get(rec.host_id)
                 if host is None:
                     host = HostState(rec.host_id, 0, frozenset(), 0, now, awaiting_reconnect=True)
                     self.hosts[rec.host_id] = host
                 host.in_flight[rec.id] = rec.attempt
                 self._leases[rec.id] = (rec.host_id, rec.attempt)
+            elif rec.status == TaskStatus.QUEUED:
+                rec.queue_token += 1
+                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
             elif rec.status == TaskStatus.PENDING:
                 self._settle_pending(rec, now)
         for rec in restored:
