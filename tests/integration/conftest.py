@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from maos.testing import ControlPlaneProcess, DaemonProcess, start_agenthost, start_controlplane, wait_for_hosts
+from maos.testing import ControlPlaneProcess, Daemon, start_agenthost, start_controlplane, wait_for_hosts
 
 from tests.support.api import RawApi
 
@@ -17,7 +17,7 @@ class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.cp: ControlPlaneProcess | None = None
-        self.hosts: list[DaemonProcess] = []
+        self.hosts: list[Daemon] = []
         self._api: RawApi | None = None
 
     @property
@@ -38,7 +38,7 @@ class Cluster:
             self._api = None
         return self.cp
 
-    def add_host(self, workers: int = 2, host_id: str | None = None, wait: bool = True) -> DaemonProcess:
+    def add_host(self, workers: int = 2, host_id: str | None = None, wait: bool = True) -> Daemon:
         host = start_agenthost(self.endpoint, self.root / "hosts", workers=workers, agents=TEST_AGENTS, host_id=host_id)
         self.hosts.append(host)
         if wait:
@@ -49,7 +49,7 @@ class Cluster:
         parts = []
         for proc in [self.cp, *self.hosts]:
             if proc is not None:
-                parts.append(f"--- {proc.log_path.name}\n{proc.log_text()[-4000:]}")
+                parts.append(f"--- {proc.log.name}\n{proc.log_text()[-4000:]}")
         return "\n".join(parts)
 
     def stop(self) -> None:

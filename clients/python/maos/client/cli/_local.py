@@ -38,9 +38,26 @@ class Daemon:
     process: subprocess.Popen[bytes]
     log: Path
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def exit_code(self) -> int | None:
         """None while running, else its exit status."""
         return self.process.poll()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (fault tests)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        self.process.wait()
 
     def last_log_line(self) -> str:
         """The log's last non-empty line, for error messages."""
@@ -72,16 +89,34 @@ class Daemon:
         return self.process.returncode
 
 
-def _spawn(name: str, args: list[str], log: Path) -> Daemon:
+def spawn_daemon(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Daemon:
+    """Start `args` in its own session with stdout and stderr appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        fh.write(f"--- maosctl up {stamp}: {' '.join(args)}\n".encode())
+        fh.write(f"--- {stamp}: {' '.join(args)}\n".encode())
         fh.flush()
         process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            args, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
     return Daemon(name, process, log)
+
+
+def wait_ready_file(daemon: Daemon, ready: Path, timeout: float) -> str:
+    """The endpoint a control plane writes to its ready file once it serves."""
+    deadline = time.monotonic() + timeout
+    # A file has no event to wait on; a 50 ms poll during start-up costs nothing.
+    while True:
+        if ready.exists():
+            try:
+                return str(json.loads(ready.read_text())["endpoint"])
+            except (ValueError, KeyError):
+                pass  # written but not complete yet; read again next turn
+        if daemon.exit_code() is not None:
+            raise StartupError(daemon.describe_exit("before it was ready"))
+        if time.monotonic() > deadline:
+            raise StartupError(f"the {daemon.name} did not report ready within {timeout:.0f}s — see {daemon.log}")
+        time.sleep(_POLL_SECONDS)
 
 
 class LocalCluster:
@@ -110,23 +145,10 @@ class LocalCluster:
         ready.unlink(missing_ok=True)
         args = [self.python, "-m", "maos.controlplane", "--listen", self.listen]
         args += ["--data-dir", str(self.data_dir), "--ready-file", str(ready)]
-        daemon = _spawn("control plane", args, self.log_dir / "controlplane.log")
+        daemon = spawn_daemon("control plane", args, self.log_dir / "controlplane.log")
         self.daemons.append(daemon)
-        deadline = time.monotonic() + timeout
-        # A file has no event to wait on; a 50 ms poll during start-up costs nothing.
-        while True:
-            if ready.exists():
-                try:
-                    info = json.loads(ready.read_text())
-                    self.endpoint = str(info["endpoint"])
-                    return self.endpoint
-                except (ValueError, KeyError):
-                    pass  # written but not complete yet; read again next turn
-            if daemon.exit_code() is not None:
-                raise StartupError(daemon.describe_exit("before it was ready"))
-            if time.monotonic() > deadline:
-                raise StartupError(f"the control plane did not report ready within {timeout:.0f}s — see {daemon.log}")
-            time.sleep(_POLL_SECONDS)
+        self.endpoint = wait_ready_file(daemon, ready, timeout)
+        return self.endpoint
 
     def start_agenthost(self, timeout: float = 30.0) -> str:
         """Start one agent host and return its id once it has registered."""
@@ -137,7 +159,7 @@ class LocalCluster:
             args = [self.python, "-m", "maos.agenthost", "--controlplane", self.endpoint]
             if self.workers is not None:
                 args += ["--workers", str(self.workers)]
-            daemon = _spawn("agent host", args, self.log_dir / "agenthost.log")
+            daemon = spawn_daemon("agent host", args, self.log_dir / "agenthost.log")
             self.daemons.append(daemon)
             deadline = time.monotonic() + timeout
             while True:
