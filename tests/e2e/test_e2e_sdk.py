@@ -45,3 +45,10 @@ async def test_async_client_watch_follows_a_task_to_its_end(cluster: Any) -> Non
         assert waited.status == common_pb2.TASK_STATUS_COMPLETED
         listed = [t.id async for t in client.list_tasks(statuses=["completed"], limit=3)]
         assert len(listed) == 3
+
+
+def test_submit_with_wait_returns_the_result_in_one_call(cluster: Any) -> None:
+    with Client(cluster.endpoint) as client:
+        task = client.submit_task("echo in one call", agent_type="echo", input={"n": 7}, wait=30)
+    assert task.status == common_pb2.TASK_STATUS_COMPLETED
+    assert task_result(task) == {"n": 7}

@@ -77,7 +77,7 @@ class ControlPlane:
         hosts_pb2_grpc.add_HostServiceServicer_to_server(HostServicer(self.runtime), server)
         infos = [_agent_type_info(p) for p in self.profiles.values()]
         agents_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.runtime, lambda: infos), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, self.config.listen), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, lambda: self.endpoint), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
             tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,

@@ -107,8 +107,14 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         parent_id: str | None = None,
         idempotency_key: str | None = None,
+        wait: float | None = None,
     ) -> common_pb2.Task:
-        """Submit one task and return it as stored (QUEUED, or PENDING on dependencies)."""
+        """Submit one task and return it as stored (QUEUED, or PENDING on dependencies).
+
+        With `wait` (seconds), the same call also waits for the task to end and
+        returns it with its result — one round trip; check `status`, since it may
+        still be unfinished when the wait runs out.
+        """
         spec = task_spec(
             description,
             type=type,
@@ -123,7 +129,8 @@ class AsyncClient:
             idempotency_key=idempotency_key,
         )
         stub = self._stubs().tasks
-        reply = await self._call(stub.SubmitTask(tasks_pb2.SubmitTaskRequest(spec=spec), timeout=self.timeout))
+        request = tasks_pb2.SubmitTaskRequest(spec=spec, wait_seconds=wait or 0.0)
+        reply = await self._call(stub.SubmitTask(request, timeout=self.timeout + (wait or 0.0)))
         return reply.task
 
     async def submit_tasks(self, specs: Iterable[SpecLike]) -> list[common_pb2.Task]:

@@ -101,8 +101,14 @@ class Client:
         labels: Mapping[str, str] | None = None,
         parent_id: str | None = None,
         idempotency_key: str | None = None,
+        wait: float | None = None,
     ) -> common_pb2.Task:
-        """Submit one task and return it as stored (QUEUED, or PENDING on dependencies)."""
+        """Submit one task and return it as stored (QUEUED, or PENDING on dependencies).
+
+        With `wait` (seconds), the same call also waits for the task to end and
+        returns it with its result — one round trip; check `status`, since it may
+        still be unfinished when the wait runs out.
+        """
         spec = task_spec(
             description,
             type=type,
@@ -116,8 +122,9 @@ class Client:
             parent_id=parent_id,
             idempotency_key=idempotency_key,
         )
+        request = tasks_pb2.SubmitTaskRequest(spec=spec, wait_seconds=wait or 0.0)
         reply: tasks_pb2.SubmitTaskResponse = self._call(
-            self._stubs().tasks.SubmitTask, tasks_pb2.SubmitTaskRequest(spec=spec)
+            self._stubs().tasks.SubmitTask, request, self.timeout + (wait or 0.0)
         )
         return reply.task
 

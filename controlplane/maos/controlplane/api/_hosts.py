@@ -165,9 +165,9 @@ class AgentServicer(agents_pb2_grpc.AgentServiceServicer):
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, runtime: Runtime, listen: str) -> None:
+    def __init__(self, runtime: Runtime, endpoint: Callable[[], str]) -> None:
         self._rt = runtime
-        self._listen = listen
+        self._endpoint = endpoint  # known only once the server has bound its port
 
     async def Status(self, request: admin_pb2.StatusRequest, context: Ctx) -> admin_pb2.StatusResponse:
         rt = self._rt
@@ -187,5 +187,5 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             slots_busy=sum(min(len(h.in_flight), h.slots) for h in connected),
             queue=[admin_pb2.QueueDepth(priority=p.name.lower(), depth=depth[p]) for p in Priority],
             agents=sum(len(s.last_heartbeat.agents) for s in rt.sessions.values()),
-            listen=self._listen,
+            listen=self._endpoint(),
         )

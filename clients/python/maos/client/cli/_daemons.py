@@ -78,12 +78,18 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     default=None,
     help="Worker processes of the agent host (default: its number of cores).",
 )
+@click.option(
+    "--agents",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Agent profiles YAML (e.g. deploy/agents.yaml), added to the built-ins; given to both daemons.",
+)
 @click.option("--demo", is_flag=True, help="Run the demo workflow, then stop and exit with its status.")
 # Smaller shards make the demo a quick end-to-end test; not for users, hence hidden.
 @click.option("--demo-rows", type=click.IntRange(min=10), default=ROWS_PER_SHARD, hidden=True)
-def up(listen: str, data_dir: Path, workers: int | None, demo: bool, demo_rows: int) -> None:
+def up(listen: str, data_dir: Path, workers: int | None, agents: Path | None, demo: bool, demo_rows: int) -> None:
     """Start a control plane and a local agent host; stop both with Ctrl-C."""
-    cluster = LocalCluster(listen=listen, data_dir=data_dir, workers=workers)
+    cluster = LocalCluster(listen=listen, data_dir=data_dir, workers=workers, agents=agents)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     code = 0
     try:

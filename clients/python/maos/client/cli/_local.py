@@ -123,9 +123,16 @@ class LocalCluster:
     """Start, watch and stop a control plane plus one agent host on this machine."""
 
     def __init__(
-        self, *, listen: str, data_dir: Path, workers: int | None = None, python: str = sys.executable
+        self,
+        *,
+        listen: str,
+        data_dir: Path,
+        workers: int | None = None,
+        agents: Path | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.listen = listen
+        self.agents = agents.resolve() if agents is not None else None
         self.data_dir = data_dir
         self.workers = workers
         self.python = python
@@ -145,6 +152,8 @@ class LocalCluster:
         ready.unlink(missing_ok=True)
         args = [self.python, "-m", "maos.controlplane", "--listen", self.listen]
         args += ["--data-dir", str(self.data_dir), "--ready-file", str(ready)]
+        if self.agents is not None:
+            args += ["--agents", str(self.agents)]
         daemon = spawn_daemon("control plane", args, self.log_dir / "controlplane.log")
         self.daemons.append(daemon)
         self.endpoint = wait_ready_file(daemon, ready, timeout)
@@ -159,6 +168,8 @@ class LocalCluster:
             args = [self.python, "-m", "maos.agenthost", "--controlplane", self.endpoint]
             if self.workers is not None:
                 args += ["--workers", str(self.workers)]
+            if self.agents is not None:
+                args += ["--agents", str(self.agents)]
             daemon = spawn_daemon("agent host", args, self.log_dir / "agenthost.log")
             self.daemons.append(daemon)
             deadline = time.monotonic() + timeout
