@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 
@@ -56,3 +58,22 @@ def test_sigkill_the_controlplane_mid_run_and_every_task_completes_once(fresh_cl
         )
     assert set(completions) == set(ids)
     assert set(completions.values()) == {1}
+
+
+def test_a_frozen_host_is_declared_lost_after_missed_heartbeats(fresh_cluster: Cluster) -> None:
+    c = fresh_cluster
+    c.start_controlplane(extra=["--heartbeat-interval", "0.3"])
+    frozen = c.add_host(workers=1, host_id="frozen")
+    task = c.api.submit("outlives a frozen host", "sleeper", {"seconds": 1.5})
+    deadline = time.monotonic() + 10
+    while c.api.get(task.id).status != common_pb2.TASK_STATUS_RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    c.add_host(workers=1, host_id="healthy")
+    os.kill(frozen.pid, signal.SIGSTOP)  # alive, connected, silent: only heartbeats can tell
+    try:
+        done = c.api.wait_one(task.id, timeout=30)
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    assert done.status == COMPLETED, c.logs()
+    assert done.placement.host_id == "healthy" and done.attempt == 2
