@@ -23,7 +23,7 @@ from maos.v1 import (
     tasks_pb2_grpc,
 )
 
-from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, resolve_endpoint
+from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._specs import SpecLike, list_request, submit_batches, task_spec, workflow_request
@@ -250,7 +250,9 @@ class AsyncClient:
         while True:
             chunk = clock.next_chunk(WAIT_CHUNK_SECONDS)
             request = tasks_pb2.WaitTasksRequest(ids=ids, timeout_seconds=chunk, include_result=include_result)
-            reply = await self._call(stub.WaitTasks(request, timeout=chunk + self.timeout))
+            reply = await self._call(
+                stub.WaitTasks(request, timeout=chunk + self.timeout, metadata=caller_metadata() or None)
+            )
             if not reply.timed_out or clock.expired():
                 return list(reply.tasks)
 

@@ -31,3 +31,20 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
     if endpoint:
         return endpoint
     return os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+
+
+TASK_ID_ENV = "MAOS_TASK_ID"
+ATTEMPT_ENV = "MAOS_ATTEMPT"
+
+
+def caller_metadata() -> tuple[tuple[str, str], ...]:
+    """Who is calling, when the caller is an agent running a task (its host sets these).
+
+    Sent on WaitTasks, so the control plane lends the waiting agent's worker slot
+    to its children for as long as it waits: a parent never deadlocks its pool.
+    """
+    task_id = os.environ.get(TASK_ID_ENV, "")
+    attempt = os.environ.get(ATTEMPT_ENV, "")
+    if not task_id or not attempt.isdigit():
+        return ()
+    return (("maos-task-id", task_id), ("maos-attempt", attempt))

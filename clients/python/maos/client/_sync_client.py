@@ -22,7 +22,7 @@ from maos.v1 import (
     tasks_pb2_grpc,
 )
 
-from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, resolve_endpoint
+from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._specs import SpecLike, list_request, submit_batches, task_spec, workflow_request
@@ -65,9 +65,15 @@ class Client:
             )
         return self._open_stubs
 
-    def _call(self, method: grpc.UnaryUnaryMultiCallable[_Req, _R], request: _Req, timeout: float | None = None) -> _R:
+    def _call(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[_Req, _R],
+        request: _Req,
+        timeout: float | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> _R:
         try:
-            return method(request, timeout=self.timeout if timeout is None else timeout)
+            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=metadata or None)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, self.endpoint) from exc
 
@@ -238,7 +244,9 @@ class Client:
         while True:
             chunk = clock.next_chunk(WAIT_CHUNK_SECONDS)
             request = tasks_pb2.WaitTasksRequest(ids=ids, timeout_seconds=chunk, include_result=include_result)
-            reply: tasks_pb2.WaitTasksResponse = self._call(stub.WaitTasks, request, chunk + self.timeout)
+            reply: tasks_pb2.WaitTasksResponse = self._call(
+                stub.WaitTasks, request, chunk + self.timeout, caller_metadata()
+            )
             if not reply.timed_out or clock.expired():
                 return list(reply.tasks)
 

@@ -418,6 +418,10 @@ class Task(_message.Message):
     LOG_FIELD_NUMBER: _builtins.int
     GROUP_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    WORKFLOW_KEY_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_PRIORITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     root_id: _builtins.str
     parent_id: _builtins.str
@@ -429,6 +433,10 @@ class Task(_message.Message):
     """a workflow root: completes when its children do"""
     last_seq: _builtins.int
     """sequence number of the newest TaskEvent"""
+    workflow_key: _builtins.str
+    """the node key within its workflow, if any"""
+    effective_priority: Global___Priority.ValueType
+    """spec priority after aging promotions"""
     @_builtins.property
     def spec(self) -> Global___TaskSpec: ...
     @_builtins.property
@@ -447,6 +455,14 @@ class Task(_message.Message):
     def result(self) -> Global___Payload: ...
     @_builtins.property
     def error(self) -> Global___TaskError: ...
+    @_builtins.property
+    def plan(self) -> Global___Plan:
+        """set on roots made by the planner"""
+
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
+        """filled by GetTask: one per dispatch, oldest first"""
+
     def __init__(
         self,
         *,
@@ -467,14 +483,97 @@ class Task(_message.Message):
         log: _builtins.str = ...,
         group: _builtins.bool = ...,
         last_seq: _builtins.int = ...,
+        plan: Global___Plan | None = ...,
+        attempts: _abc.Iterable[Global___Attempt] | None = ...,
+        workflow_key: _builtins.str = ...,
+        effective_priority: Global___Priority.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "placement", b"placement", "progress", b"progress", "queued_at", b"queued_at", "result", b"result", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "placement", b"placement", "plan", b"plan", "progress", b"progress", "queued_at", b"queued_at", "result", b"result", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "group", b"group", "id", b"id", "last_seq", b"last_seq", "log", b"log", "parent_id", b"parent_id", "placement", b"placement", "progress", b"progress", "queued_at", b"queued_at", "result", b"result", "root_id", b"root_id", "spec", b"spec", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "created_at", b"created_at", "effective_priority", b"effective_priority", "error", b"error", "finished_at", b"finished_at", "group", b"group", "id", b"id", "last_seq", b"last_seq", "log", b"log", "parent_id", b"parent_id", "placement", b"placement", "plan", b"plan", "progress", b"progress", "queued_at", b"queued_at", "result", b"result", "root_id", b"root_id", "spec", b"spec", "started_at", b"started_at", "status", b"status", "workflow_key", b"workflow_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class Plan(_message.Message):
+    """How the planner decomposed a task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    PARALLEL_STREAMS_FIELD_NUMBER: _builtins.int
+    ESTIMATED_SPEEDUP_FIELD_NUMBER: _builtins.int
+    SYNTHESIS_KEY_FIELD_NUMBER: _builtins.int
+    template: _builtins.str
+    """e.g. "parallel-synthesis" """
+    parallel_streams: _builtins.int
+    estimated_speedup: _builtins.float
+    """streams x efficiency (coordination overhead)"""
+    synthesis_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        template: _builtins.str = ...,
+        parallel_streams: _builtins.int = ...,
+        estimated_speedup: _builtins.float = ...,
+        synthesis_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_speedup", b"estimated_speedup", "parallel_streams", b"parallel_streams", "synthesis_key", b"synthesis_key", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class Attempt(_message.Message):
+    """One dispatch of a task: the lease (task, number) and how it ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    HOST_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    DISPATCHED_AT_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    host_id: _builtins.str
+    agent_id: _builtins.str
+    status: Global___TaskStatus.ValueType
+    """how it ended; RUNNING while it runs"""
+    @_builtins.property
+    def dispatched_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def error(self) -> Global___TaskError: ...
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        host_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        dispatched_at: _timestamp_pb2.Timestamp | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        status: Global___TaskStatus.ValueType = ...,
+        error: Global___TaskError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispatched_at", b"dispatched_at", "error", b"error", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "dispatched_at", b"dispatched_at", "error", b"error", "finished_at", b"finished_at", "host_id", b"host_id", "number", b"number", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attempt: _TypeAlias = Attempt  # noqa: Y015
 
 @_typing.final
 class TaskEvent(_message.Message):

@@ -603,6 +603,36 @@ class CancelAssignment(_message.Message):
 Global___CancelAssignment: _TypeAlias = CancelAssignment  # noqa: Y015
 
 @_typing.final
+class SlotLent(_message.Message):
+    """A running task is blocked waiting on other tasks (its children): its slot is
+    lent out, so the host may run one more worker until it is unblocked.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    LENT_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    attempt: _builtins.int
+    lent: _builtins.bool
+    """true: blocked, slot lent; false: resumed, slot taken back"""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        lent: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "lent", b"lent", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlotLent: _TypeAlias = SlotLent  # noqa: Y015
+
+@_typing.final
 class ResultAck(_message.Message):
     """The control plane has durably recorded these results; the host may forget them."""
 
@@ -652,6 +682,7 @@ class ControlItem(_message.Message):
     CANCEL_FIELD_NUMBER: _builtins.int
     RESULT_ACK_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
+    SLOT_LENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def registered(self) -> Global___Registered: ...
     @_builtins.property
@@ -662,6 +693,8 @@ class ControlItem(_message.Message):
     def result_ack(self) -> Global___ResultAck: ...
     @_builtins.property
     def drain(self) -> Global___Drain: ...
+    @_builtins.property
+    def slot_lent(self) -> Global___SlotLent: ...
     def __init__(
         self,
         *,
@@ -670,12 +703,13 @@ class ControlItem(_message.Message):
         cancel: Global___CancelAssignment | None = ...,
         result_ack: Global___ResultAck | None = ...,
         drain: Global___Drain | None = ...,
+        slot_lent: Global___SlotLent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "registered", b"registered", "result_ack", b"result_ack"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "registered", b"registered", "result_ack", b"result_ack", "slot_lent", b"slot_lent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "registered", b"registered", "result_ack", b"result_ack"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "registered", b"registered", "result_ack", b"result_ack", "slot_lent", b"slot_lent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["registered", "assignment", "cancel", "result_ack", "drain"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["registered", "assignment", "cancel", "result_ack", "drain", "slot_lent"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 

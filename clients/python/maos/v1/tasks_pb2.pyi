@@ -391,3 +391,138 @@ class WaitTasksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WaitTasksResponse: _TypeAlias = WaitTasksResponse  # noqa: Y015
+
+@_typing.final
+class UpdateTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    priority: _common_pb2.Priority.ValueType
+    """PRIORITY_UNSPECIFIED = leave as is"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        priority: _common_pb2.Priority.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "priority", b"priority"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTaskRequest: _TypeAlias = UpdateTaskRequest  # noqa: Y015
+
+@_typing.final
+class PlanTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPEC_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    ASPECTS_FIELD_NUMBER: _builtins.int
+    SHARDS_FIELD_NUMBER: _builtins.int
+    STREAM_AGENT_TYPE_FIELD_NUMBER: _builtins.int
+    SYNTHESIS_AGENT_TYPE_FIELD_NUMBER: _builtins.int
+    MAX_AGENTS_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    template: _builtins.str
+    """"parallel-synthesis": one stream per aspect (or shard), all in parallel,
+    then one synthesis task that depends on all of them.
+    """
+    stream_agent_type: _builtins.str
+    """default: the spec's agent_type, else by type"""
+    synthesis_agent_type: _builtins.str
+    """default "coordinator" """
+    max_agents: _builtins.int
+    """0 = one stream per aspect/shard; else group into at most this many"""
+    dry_run: _builtins.bool
+    """return the plan without storing anything"""
+    @_builtins.property
+    def spec(self) -> _common_pb2.TaskSpec:
+        """The task to decompose: description, priority, labels, input shared by streams."""
+
+    @_builtins.property
+    def aspects(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """one stream each; their text extends the description"""
+
+    @_builtins.property
+    def shards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """data shards (paths): one stream each, input {"path": shard}"""
+
+    def __init__(
+        self,
+        *,
+        spec: _common_pb2.TaskSpec | None = ...,
+        template: _builtins.str = ...,
+        aspects: _abc.Iterable[_builtins.str] | None = ...,
+        shards: _abc.Iterable[_builtins.str] | None = ...,
+        stream_agent_type: _builtins.str = ...,
+        synthesis_agent_type: _builtins.str = ...,
+        max_agents: _builtins.int = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspects", b"aspects", "dry_run", b"dry_run", "max_agents", b"max_agents", "shards", b"shards", "spec", b"spec", "stream_agent_type", b"stream_agent_type", "synthesis_agent_type", b"synthesis_agent_type", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanTaskRequest: _TypeAlias = PlanTaskRequest  # noqa: Y015
+
+@_typing.final
+class PlanTaskResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TaskIdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ROOT_FIELD_NUMBER: _builtins.int
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def root(self) -> _common_pb2.Task:
+        """unset for a dry run"""
+
+    @_builtins.property
+    def task_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowNode]:
+        """the plan as submitted"""
+
+    @_builtins.property
+    def plan(self) -> _common_pb2.Plan: ...
+    def __init__(
+        self,
+        *,
+        root: _common_pb2.Task | None = ...,
+        task_ids: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        nodes: _abc.Iterable[Global___WorkflowNode] | None = ...,
+        plan: _common_pb2.Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "root", b"root"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes", "plan", b"plan", "root", b"root", "task_ids", b"task_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanTaskResponse: _TypeAlias = PlanTaskResponse  # noqa: Y015

@@ -75,6 +75,16 @@ class TaskServiceStub:
                 request_serializer=maos_dot_v1_dot_tasks__pb2.WaitTasksRequest.SerializeToString,
                 response_deserializer=maos_dot_v1_dot_tasks__pb2.WaitTasksResponse.FromString,
                 _registered_method=True)
+        self.UpdateTask = channel.unary_unary(
+                '/maos.v1.TaskService/UpdateTask',
+                request_serializer=maos_dot_v1_dot_tasks__pb2.UpdateTaskRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_common__pb2.Task.FromString,
+                _registered_method=True)
+        self.PlanTask = channel.unary_unary(
+                '/maos.v1.TaskService/PlanTask',
+                request_serializer=maos_dot_v1_dot_tasks__pb2.PlanTaskRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_tasks__pb2.PlanTaskResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -128,7 +138,23 @@ class TaskServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WaitTasks(self, request, context):
-        """Returns when every named task is final or the timeout passes.
+        """Returns when every named task is final or the timeout passes. An agent that
+        waits on its own children sends metadata `maos-task-id` and `maos-attempt`:
+        its worker slot is lent out for the duration, so children can run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTask(self, request, context):
+        """Change a queued (or pending) task's priority.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanTask(self, request, context):
+        """Decompose a task with a planner template and submit the resulting workflow.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,6 +202,16 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.WaitTasks,
                     request_deserializer=maos_dot_v1_dot_tasks__pb2.WaitTasksRequest.FromString,
                     response_serializer=maos_dot_v1_dot_tasks__pb2.WaitTasksResponse.SerializeToString,
+            ),
+            'UpdateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTask,
+                    request_deserializer=maos_dot_v1_dot_tasks__pb2.UpdateTaskRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_common__pb2.Task.SerializeToString,
+            ),
+            'PlanTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanTask,
+                    request_deserializer=maos_dot_v1_dot_tasks__pb2.PlanTaskRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_tasks__pb2.PlanTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +430,60 @@ class TaskService:
             '/maos.v1.TaskService/WaitTasks',
             maos_dot_v1_dot_tasks__pb2.WaitTasksRequest.SerializeToString,
             maos_dot_v1_dot_tasks__pb2.WaitTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.TaskService/UpdateTask',
+            maos_dot_v1_dot_tasks__pb2.UpdateTaskRequest.SerializeToString,
+            maos_dot_v1_dot_common__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.TaskService/PlanTask',
+            maos_dot_v1_dot_tasks__pb2.PlanTaskRequest.SerializeToString,
+            maos_dot_v1_dot_tasks__pb2.PlanTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

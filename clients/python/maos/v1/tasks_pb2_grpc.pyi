@@ -46,7 +46,14 @@ class TaskServiceStub:
     WatchTask: _grpc.UnaryStreamMultiCallable[_tasks_pb2.WatchTaskRequest, _common_pb2.TaskEvent]
     """Events of a task (and optionally its subtree), from a sequence number."""
     WaitTasks: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.WaitTasksRequest, _tasks_pb2.WaitTasksResponse]
-    """Returns when every named task is final or the timeout passes."""
+    """Returns when every named task is final or the timeout passes. An agent that
+    waits on its own children sends metadata `maos-task-id` and `maos-attempt`:
+    its worker slot is lent out for the duration, so children can run.
+    """
+    UpdateTask: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.UpdateTaskRequest, _common_pb2.Task]
+    """Change a queued (or pending) task's priority."""
+    PlanTask: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.PlanTaskRequest, _tasks_pb2.PlanTaskResponse]
+    """Decompose a task with a planner template and submit the resulting workflow."""
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -65,7 +72,14 @@ class TaskServiceAsyncStub(TaskServiceStub):
     WatchTask: _aio.UnaryStreamMultiCallable[_tasks_pb2.WatchTaskRequest, _common_pb2.TaskEvent]  # type: ignore[assignment]
     """Events of a task (and optionally its subtree), from a sequence number."""
     WaitTasks: _aio.UnaryUnaryMultiCallable[_tasks_pb2.WaitTasksRequest, _tasks_pb2.WaitTasksResponse]  # type: ignore[assignment]
-    """Returns when every named task is final or the timeout passes."""
+    """Returns when every named task is final or the timeout passes. An agent that
+    waits on its own children sends metadata `maos-task-id` and `maos-attempt`:
+    its worker slot is lent out for the duration, so children can run.
+    """
+    UpdateTask: _aio.UnaryUnaryMultiCallable[_tasks_pb2.UpdateTaskRequest, _common_pb2.Task]  # type: ignore[assignment]
+    """Change a queued (or pending) task's priority."""
+    PlanTask: _aio.UnaryUnaryMultiCallable[_tasks_pb2.PlanTaskRequest, _tasks_pb2.PlanTaskResponse]  # type: ignore[assignment]
+    """Decompose a task with a planner template and submit the resulting workflow."""
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -129,6 +143,25 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tasks_pb2.WaitTasksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tasks_pb2.WaitTasksResponse, _abc.Awaitable[_tasks_pb2.WaitTasksResponse]]:
-        """Returns when every named task is final or the timeout passes."""
+        """Returns when every named task is final or the timeout passes. An agent that
+        waits on its own children sends metadata `maos-task-id` and `maos-attempt`:
+        its worker slot is lent out for the duration, so children can run.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateTask(
+        self,
+        request: _tasks_pb2.UpdateTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.Task, _abc.Awaitable[_common_pb2.Task]]:
+        """Change a queued (or pending) task's priority."""
+
+    @_abc_1.abstractmethod
+    def PlanTask(
+        self,
+        request: _tasks_pb2.PlanTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.PlanTaskResponse, _abc.Awaitable[_tasks_pb2.PlanTaskResponse]]:
+        """Decompose a task with a planner template and submit the resulting workflow."""
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
