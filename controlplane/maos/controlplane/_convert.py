@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from maos.controlplane.core import TaskEventRecord, TaskRecord
+from maos.controlplane.core import AttemptRecord, TaskEventRecord, TaskRecord
 from maos.v1 import common_pb2, hosts_pb2
 
 
@@ -31,7 +31,11 @@ def task_to_proto(rec: TaskRecord, *, include_result: bool = True) -> common_pb2
         progress=common_pb2.Progress(fraction=rec.progress, message=rec.progress_message),
         group=rec.group,
         last_seq=rec.seq,
+        workflow_key=rec.workflow_key,
+        effective_priority=int(rec.priority),  # type: ignore[arg-type]
     )
+    if rec.plan:
+        task.plan.ParseFromString(rec.plan)
     if rec.error_kind or rec.error_message:
         task.error.kind = rec.error_kind
         task.error.message = rec.error_message
@@ -41,6 +45,21 @@ def task_to_proto(rec: TaskRecord, *, include_result: bool = True) -> common_pb2
             task.result.content_type = rec.result_type
         task.log = rec.log
     return task
+
+
+def attempt_to_proto(a: AttemptRecord) -> common_pb2.Attempt:
+    attempt = common_pb2.Attempt(
+        number=a.number,
+        host_id=a.host_id,
+        agent_id=a.agent_id,
+        dispatched_at=timestamp(a.dispatched_at),
+        started_at=timestamp(a.started_at),
+        finished_at=timestamp(a.finished_at),
+        status=int(a.status),  # type: ignore[arg-type]
+    )
+    if a.error_kind or a.error_message:
+        attempt.error.kind, attempt.error.message = a.error_kind, a.error_message
+    return attempt
 
 
 def event_to_proto(ev: TaskEventRecord) -> common_pb2.TaskEvent:

@@ -17,18 +17,22 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from maos.controlplane.core import (
+    AttemptRecord,
     AttemptResult,
     CoreLimits,
     Decisions,
     Orchestrator,
     Outcome,
+    Priority,
     TaskRecord,
     TaskStatus,
     topological_order,
 )
 from maos.controlplane.store import (
+    NamedBlob,
     Store,
     WriteBatch,
+    attempt_row,
     event_row,
     full_row,
     mutable_row,
@@ -88,6 +92,7 @@ class Runtime:
         self.hub = EventHub(self._parent_of)
         self.sessions: dict[str, HostSession] = {}
         self._ids = UlidGenerator()
+        self._extra = WriteBatch()  # template/batch writes riding on the next commit
         self._idempotency: dict[str, str] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
@@ -145,14 +150,14 @@ class Runtime:
     def apply(self) -> asyncio.Future[None] | None:
         """Carry out everything the core decided; the future resolves when it is durable."""
         d = self.orch.take()
-        if not d:
+        if not d and not self._extra:
             return None
         inserted = {rec.id for rec in d.inserted}
-        batch = WriteBatch(
-            inserts=[full_row(rec) for rec in d.inserted],
-            updates=[mutable_row(rec) for rec in d.changed.values() if rec.id not in inserted],
-            events=[event_row(ev) for ev in d.events],
-        )
+        batch, self._extra = self._extra, WriteBatch()
+        batch.inserts = [full_row(rec) for rec in d.inserted]
+        batch.updates = [mutable_row(rec) for rec in d.changed.values() if rec.id not in inserted]
+        batch.events = [event_row(ev) for ev in d.events]
+        batch.attempts = [attempt_row(a) for a in d.attempts.values()]
         durable = self.store.write(batch) if batch else _done_future()
         self._send_to_hosts(d)
         durable.add_done_callback(lambda fut: self._after_commit(fut, d))
@@ -173,6 +178,11 @@ class Runtime:
                 continue  # the lease expires with the host's heartbeats
             deps = [self.orch.tasks[dep] for dep in rec.depends_on if dep in self.orch.tasks]
             session.send(hosts_pb2.ControlItem(assignment=assignment_for(rec, deps)))
+        for host_id, task_id, attempt, lent in d.slots_lent:
+            session = self.sessions.get(host_id)
+            if session is not None:
+                item = hosts_pb2.SlotLent(task_id=task_id, attempt=attempt, lent=lent)
+                session.send(hosts_pb2.ControlItem(slot_lent=item))
         for host_id, task_id, attempt, why in d.cancels:
             session = self.sessions.get(host_id)
             if session is not None:
@@ -287,13 +297,13 @@ class Runtime:
                 await asyncio.shield(durable)
         return out
 
-    async def submit_workflow(
+    def check_workflow(
         self, root_spec: common_pb2.TaskSpec, nodes: Sequence[tuple[str, common_pb2.TaskSpec]]
-    ) -> tuple[TaskRecord, dict[str, str]]:
-        """A group root and its nodes, stored together; node depends_on names node keys."""
+    ) -> tuple[dict[str, common_pb2.TaskSpec], dict[str, str], list[str]]:
+        """Validate a workflow without storing it: the specs by key, their agent types,
+        and a dependency order. Raises InvalidArgument naming the offending node."""
         if not nodes:
             raise InvalidArgument("a workflow needs at least one node")
-        self._check_backlog()
         if not root_spec.description.strip():
             raise InvalidArgument("the workflow's root description is empty: say what the workflow does")
         known = self.agent_types()
@@ -319,6 +329,17 @@ class Runtime:
             max_nodes=self.settings.max_workflow_nodes,
             max_depth=self.settings.max_workflow_depth,
         )
+        return by_key, agent_types, order
+
+    async def submit_workflow(
+        self,
+        root_spec: common_pb2.TaskSpec,
+        nodes: Sequence[tuple[str, common_pb2.TaskSpec]],
+        plan: bytes = b"",
+    ) -> tuple[TaskRecord, dict[str, str]]:
+        """A group root and its nodes, stored together; node depends_on names node keys."""
+        self._check_backlog()
+        by_key, agent_types, order = self.check_workflow(root_spec, nodes)
         if root_spec.idempotency_key:
             existing = self._idempotency.get(root_spec.idempotency_key) or await self.store.find_idempotency_key(
                 root_spec.idempotency_key
@@ -330,6 +351,7 @@ class Runtime:
         now = time.time()
         root_id = self._ids.new()
         root = record_from_spec(root_id, root_spec, root_id=root_id, agent_type="", created_at=now, group=True)
+        root.plan = plan
         ids = {key: self._ids.new() for key in order}
         records = [root]
         for key in order:
@@ -381,8 +403,25 @@ class Runtime:
             await asyncio.shield(durable)
         return rec
 
-    async def wait(self, ids: Sequence[str], timeout_seconds: float | None) -> tuple[list[TaskRecord], bool]:
-        """Wait until every task is final (or the timeout); returns the tasks and whether it timed out."""
+    async def wait(
+        self, ids: Sequence[str], timeout_seconds: float | None, caller: tuple[str, int] | None = None
+    ) -> tuple[list[TaskRecord], bool]:
+        """Wait until every task is final (or the timeout); returns the tasks and whether it timed out.
+
+        `caller` is the (task id, attempt) of an agent waiting from inside a task: its
+        slot is lent out while it waits, so the tasks it waits on can use it."""
+        lent = caller is not None and self.orch.lend_slot(caller[0], caller[1], True)
+        if lent:
+            self.orch.dispatch(time.time())
+            self.apply()
+        try:
+            return await self._wait(ids, timeout_seconds)
+        finally:
+            if lent and caller is not None:
+                self.orch.lend_slot(caller[0], caller[1], False)
+                self.apply()
+
+    async def _wait(self, ids: Sequence[str], timeout_seconds: float | None) -> tuple[list[TaskRecord], bool]:
         records: dict[str, TaskRecord] = {}
         futures: list[tuple[str, asyncio.Future[None]]] = []
         missing = [i for i in ids if i not in self.orch.tasks]
@@ -408,6 +447,41 @@ class Runtime:
                         fut.cancel()
                     self.hub.drop_waiter(task_id, fut)
         return [self.orch.tasks.get(i) or records[i] for i in ids], timed_out
+
+    async def set_priority(self, task_id: str, priority: Priority) -> TaskRecord:
+        rec = await self.get(task_id)
+        if rec.final:
+            raise FailedPrecondition(
+                f"task {task_id} is already {rec.status.name.lower()}; its priority no longer matters"
+            )
+        if rec.group:
+            raise FailedPrecondition(f"task {task_id} is a workflow root; set the priority of its subtasks")
+        self.orch.set_priority(task_id, priority, time.time())
+        self.orch.dispatch(time.time())
+        durable = self.apply()
+        if durable is not None:
+            await asyncio.shield(durable)
+        return rec
+
+    async def attempts(self, rec: TaskRecord) -> list[AttemptRecord]:
+        return await self.store.attempts(rec.id) if rec.attempt else []
+
+    def queue_named(
+        self,
+        *,
+        templates: Iterable[NamedBlob] = (),
+        deleted_templates: Iterable[str] = (),
+        batches: Iterable[NamedBlob] = (),
+    ) -> None:
+        """Template/batch writes for the next commit (with whatever tasks it carries)."""
+        self._extra.templates.extend(templates)
+        self._extra.deleted_templates.extend(deleted_templates)
+        self._extra.batches.extend(batches)
+
+    async def commit(self) -> None:
+        durable = self.apply()
+        if durable is not None:
+            await asyncio.shield(durable)
 
     # ------------------------------------------------------------------ hosts
 

@@ -23,11 +23,22 @@ from maos.v1 import (
     hosts_pb2_grpc,
     tasks_pb2,
     tasks_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
 )
 
 from ._config import ControlPlaneConfig
+from ._library import Library
 from ._runtime import Runtime
-from .api import AdminServicer, AgentServicer, ErrorMappingInterceptor, HostServicer, TaskServicer
+from .api import (
+    AdminServicer,
+    AgentServicer,
+    BatchServicer,
+    ErrorMappingInterceptor,
+    HostServicer,
+    TaskServicer,
+    TemplateServicer,
+)
 from .store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,7 @@ class ControlPlane:
         self.profiles = load_profiles(config.agents_file)
         self.store = SqliteStore(config.database_path, synchronous=config.sqlite_synchronous)
         self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
+        self.library = Library(self.runtime)
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.endpoint = ""
@@ -62,6 +74,7 @@ class ControlPlane:
     async def start(self) -> None:
         await self.store.open()
         await self.runtime.start()
+        await self.library.load()
         options = [
             ("grpc.max_receive_message_length", self.config.max_message_bytes),
             ("grpc.max_send_message_length", self.config.max_message_bytes),
@@ -77,6 +90,8 @@ class ControlPlane:
         hosts_pb2_grpc.add_HostServiceServicer_to_server(HostServicer(self.runtime), server)
         infos = [_agent_type_info(p) for p in self.profiles.values()]
         agents_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.runtime, lambda: infos), server)
+        templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(self.runtime, self.library), server)
+        templates_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(self.library), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, lambda: self.endpoint), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
@@ -84,6 +99,8 @@ class ControlPlane:
             hosts_pb2.DESCRIPTOR.services_by_name["HostService"].full_name,
             agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            templates_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
+            templates_pb2.DESCRIPTOR.services_by_name["BatchService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ]
@@ -104,7 +121,7 @@ class ControlPlane:
         self._server = server
         host = self.config.listen.rpartition(":")[0]
         self.endpoint = f"{host}:{port}"
-        for name in [*names[:4], ""]:
+        for name in [*names[:6], ""]:
             await _maybe_await(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))
         if self.config.ready_file is not None:
             _write_atomically(self.config.ready_file, json.dumps({"endpoint": self.endpoint, "pid": os.getpid()}))

@@ -379,3 +379,72 @@ def test_enum_values_match_the_api_contract() -> None:
         assert hosts_pb2.Outcome.Value(f"OUTCOME_{outcome.name}") == outcome
     for policy in DependencyPolicy:
         assert common_pb2.DependencyFailurePolicy.Value(f"DEPENDENCY_FAILURE_POLICY_{policy.name}") == policy
+
+
+def test_aging_promotes_a_starving_task_one_level_at_a_time() -> None:
+    o = core(max_queue_time_seconds=300.0)
+    o.submit([make("low", priority=Priority.LOW)], T0)
+    o.tick(T0 + 299)
+    assert o.tasks["low"].priority == Priority.LOW
+    o.tick(T0 + 300)
+    assert o.tasks["low"].priority == Priority.MEDIUM
+    o.tick(T0 + 301)
+    assert o.tasks["low"].priority == Priority.MEDIUM  # its clock restarted at the promotion
+    o.submit([make("m", priority=Priority.MEDIUM)], T0 + 350)
+    o.tick(T0 + 600)
+    assert o.tasks["low"].priority == Priority.HIGH and o.tasks["m"].priority == Priority.MEDIUM
+    o.host_connected("h1", 1, ["echo"], [], T0 + 600)
+    o.dispatch(T0 + 600)
+    assert [t for _, t, _ in assigned(o)] == ["low"]
+
+
+def test_priority_change_moves_a_queued_task() -> None:
+    o = core()
+    o.submit([make("a"), make("b")], T0)
+    o.set_priority("b", Priority.CRITICAL, T0)
+    o.host_connected("h1", 1, ["echo"], [], T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["b"]
+
+
+def test_queue_timeout_times_out_a_task_no_host_started() -> None:
+    o = core()
+    o.submit([make("a", queue_timeout_seconds=5.0, agent_type="nobody-serves-this")], T0)
+    assert o.next_wakeup() == T0 + 5.0
+    o.tick(T0 + 5.0)
+    rec = o.tasks["a"]
+    assert rec.status == TaskStatus.TIMED_OUT and rec.error_kind == "queue_timeout"
+
+
+def test_a_waiting_parent_lends_its_slot_to_its_children() -> None:
+    o = core()
+    o.host_connected("h1", 1, ["echo"], [], T0)
+    o.submit([make("parent")], T0)
+    o.dispatch(T0)
+    o.on_started("h1", "parent", 1, "w0", T0)
+    o.submit([make("child", parent_id="parent", root_id="parent")], T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["parent"]  # the only slot is busy
+    assert o.lend_slot("parent", 1, True)
+    o.dispatch(T0)
+    d = o.take()
+    assert [r.id for _, r in d.assignments] == ["child"]
+    assert d.slots_lent == [("h1", "parent", 1, True)]
+    o.on_result("h1", ok("child"), T0)
+    assert o.lend_slot("parent", 1, False)
+    assert o.take().slots_lent == [("h1", "parent", 1, False)]
+    assert o.hosts["h1"].free_slots == 0
+    assert not o.lend_slot("parent", 7, True)  # not the current lease
+
+
+def test_attempts_are_recorded_with_host_agent_and_error() -> None:
+    o = core()
+    o.host_connected("h1", 1, ["echo"], [], T0)
+    o.submit([make("a", max_retries=1)], T0)
+    o.dispatch(T0)
+    o.on_started("h1", "a", 1, "w0", T0 + 1)
+    o.on_result("h1", failed("a"), T0 + 2)
+    d = o.take()
+    first = d.attempts[("a", 1)]
+    assert (first.host_id, first.agent_id, first.status, first.error_kind) == ("h1", "w0", TaskStatus.FAILED, "exception")
+    assert first.dispatched_at == T0 and first.started_at == T0 + 1 and first.finished_at == T0 + 2

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from maos.controlplane._convert import event_to_proto, task_to_proto
+from maos.controlplane._convert import attempt_to_proto, event_to_proto, task_to_proto
+from maos.controlplane._planning import build_plan
 from maos.controlplane._runtime import Runtime
-from maos.controlplane.core import TaskRecord, TaskStatus
+from maos.controlplane.core import Priority, TaskRecord, TaskStatus
 from maos.controlplane.store import TaskQuery
 from maos.errors import InvalidArgument, ResourceExhausted
 from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
@@ -56,7 +57,31 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
         return tasks_pb2.SubmitWorkflowResponse(root=task_to_proto(root), task_ids=ids)
 
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Ctx) -> common_pb2.Task:
-        return task_to_proto(await self._rt.get(_require_id(request.id)))
+        rec = await self._rt.get(_require_id(request.id))
+        task = task_to_proto(rec)
+        task.attempts.extend(attempt_to_proto(a) for a in await self._rt.attempts(rec))
+        return task
+
+    async def UpdateTask(self, request: tasks_pb2.UpdateTaskRequest, context: Ctx) -> common_pb2.Task:
+        task_id = _require_id(request.id)
+        if request.priority == common_pb2.PRIORITY_UNSPECIFIED:
+            raise InvalidArgument("nothing to update: set priority (critical, high, medium or low)")
+        if request.priority not in Priority._value2member_map_:
+            raise InvalidArgument(f"priority {request.priority} is unknown; use one of critical, high, medium, low")
+        return task_to_proto(await self._rt.set_priority(task_id, Priority(request.priority)))
+
+    async def PlanTask(self, request: tasks_pb2.PlanTaskRequest, context: Ctx) -> tasks_pb2.PlanTaskResponse:
+        root_spec, nodes, plan = build_plan(request, self._rt)
+        response = tasks_pb2.PlanTaskResponse(nodes=nodes, plan=plan)
+        if request.dry_run:
+            self._rt.check_workflow(root_spec, [(n.key, n.spec) for n in nodes])
+            return response
+        root, ids = await self._rt.submit_workflow(
+            root_spec, [(n.key, n.spec) for n in nodes], plan=plan.SerializeToString()
+        )
+        response.root.CopyFrom(task_to_proto(root))
+        response.task_ids.update(ids)
+        return response
 
     async def ListTasks(self, request: tasks_pb2.ListTasksRequest, context: Ctx) -> tasks_pb2.ListTasksResponse:
         statuses = []
@@ -141,11 +166,20 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
         if request.timeout_seconds < 0:
             raise InvalidArgument("timeout_seconds must not be negative")
         timeout = _bounded_wait(request.timeout_seconds, context)
-        records, timed_out = await self._rt.wait(list(request.ids), timeout)
+        records, timed_out = await self._rt.wait(list(request.ids), timeout, _caller(context))
         return tasks_pb2.WaitTasksResponse(
             tasks=[task_to_proto(r, include_result=request.include_result) for r in records],
             timed_out=timed_out,
         )
+
+
+def _caller(context: Ctx) -> tuple[str, int] | None:
+    """The (task, attempt) of an agent calling from inside a task, from its metadata."""
+    metadata = dict(context.invocation_metadata() or ())
+    task_id, attempt = metadata.get("maos-task-id"), metadata.get("maos-attempt")
+    if isinstance(task_id, str) and isinstance(attempt, str) and attempt.isdigit():
+        return task_id, int(attempt)
+    return None
 
 
 def _bounded_wait(seconds: float, context: Ctx) -> float | None:

@@ -2,6 +2,7 @@
 
 from ._graph import topological_order as topological_order
 from ._model import FINAL_STATUSES as FINAL_STATUSES
+from ._model import AttemptRecord as AttemptRecord
 from ._model import AttemptResult as AttemptResult
 from ._model import DependencyPolicy as DependencyPolicy
 from ._model import Outcome as Outcome
@@ -13,10 +14,16 @@ from ._orchestrator import CoreLimits as CoreLimits
 from ._orchestrator import Decisions as Decisions
 from ._orchestrator import HostState as HostState
 from ._orchestrator import Orchestrator as Orchestrator
+from ._planner import TEMPLATES as PLANNER_TEMPLATES
+from ._planner import Plan as Plan
+from ._planner import PlannedNode as PlannedNode
+from ._planner import plan_parallel_synthesis as plan_parallel_synthesis
 from ._ready_queue import ReadyQueue as ReadyQueue
 
 __all__ = [
     "FINAL_STATUSES",
+    "PLANNER_TEMPLATES",
+    "AttemptRecord",
     "AttemptResult",
     "CoreLimits",
     "Decisions",
@@ -24,10 +31,13 @@ __all__ = [
     "HostState",
     "Orchestrator",
     "Outcome",
+    "Plan",
+    "PlannedNode",
     "Priority",
     "ReadyQueue",
     "TaskEventRecord",
     "TaskRecord",
     "TaskStatus",
+    "plan_parallel_synthesis",
     "topological_order",
 ]

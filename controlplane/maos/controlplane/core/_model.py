@@ -74,6 +74,8 @@ class TaskRecord:
     idempotency_key: str = ""
     workflow_key: str = ""
     group: bool = False
+    queue_timeout_seconds: float = 0.0
+    plan: bytes = b""  # opaque: how the planner decomposed this root (the edge's Plan message)
 
     status: TaskStatus = TaskStatus.PENDING
     attempt: int = 0
@@ -99,6 +101,8 @@ class TaskRecord:
     open_children: int = 0
     queue_token: int = 0
     retry_at: float = 0.0
+    dispatched_at: float = 0.0
+    aging_since: float = 0.0  # when it last entered its current priority level
 
     @property
     def final(self) -> bool:
@@ -118,6 +122,22 @@ class TaskEventRecord:
     message: str
     progress: float
     progress_message: str
+
+
+@dataclass(slots=True, frozen=True)
+class AttemptRecord:
+    """One dispatch of a task (the lease) and how it ended; RUNNING while it runs."""
+
+    task_id: str
+    number: int
+    host_id: str
+    agent_id: str
+    dispatched_at: float
+    started_at: float
+    finished_at: float
+    status: TaskStatus
+    error_kind: str = ""
+    error_message: str = ""
 
 
 @dataclass(slots=True, frozen=True)

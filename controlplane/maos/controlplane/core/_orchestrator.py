@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 import orjson
 
 from ._model import (
+    AttemptRecord,
     AttemptResult,
     DependencyPolicy,
     Outcome,
+    Priority,
     TaskEventRecord,
     TaskRecord,
     TaskStatus,
@@ -47,14 +49,17 @@ class HostState:
     in_flight: dict[str, int] = field(default_factory=dict)  # task id -> attempt
     completed: int = 0
     avg_task_seconds: float = 0.0  # moving average of attempts' run time; 0 = not known yet
+    # Leases whose agent is blocked waiting on other tasks: their slots are lent out
+    # (task id -> number of concurrent waits).
+    lent: dict[str, int] = field(default_factory=dict)
 
     @property
     def credit(self) -> int:
-        return self.slots + self.prefetch - len(self.in_flight)
+        return self.slots + len(self.lent) + self.prefetch - len(self.in_flight)
 
     @property
     def free_slots(self) -> int:
-        return self.slots - len(self.in_flight)
+        return self.slots + len(self.lent) - len(self.in_flight)
 
 
 @dataclass(slots=True)
@@ -69,10 +74,14 @@ class Decisions:
     acks: list[tuple[str, str, int]] = field(default_factory=list)  # host, task, attempt
     finished: list[TaskRecord] = field(default_factory=list)
     lost_hosts: list[str] = field(default_factory=list)
+    attempts: dict[tuple[str, int], AttemptRecord] = field(default_factory=dict)
+    slots_lent: list[tuple[str, str, int, bool]] = field(default_factory=list)  # host, task, attempt, lent
 
     def __bool__(self) -> bool:
         return bool(
-            self.inserted
+            self.attempts
+            or self.slots_lent
+            or self.inserted
             or self.changed
             or self.events
             or self.assignments
@@ -100,6 +109,7 @@ class CoreLimits:
     prefetch_max: int = 64
     prefetch_window_seconds: float = 0.05
     finished_cache_size: int = 100_000
+    max_queue_time_seconds: float = 300.0  # aging: queued this long, a task moves up one level
 
 
 class Orchestrator:
@@ -112,6 +122,7 @@ class Orchestrator:
         self.queue = ReadyQueue()
         self._leases: dict[str, tuple[str, int]] = {}  # task id -> (host id, attempt)
         self._delayed: list[tuple[float, str, int]] = []  # (due, task id, queue token)
+        self._queue_deadlines: list[tuple[float, str, int]] = []  # (deadline, task id, queue token)
         self._finished_order: OrderedDict[str, None] = OrderedDict()
         self._rng = rng or random.Random()
         self._d = Decisions()
@@ -135,8 +146,10 @@ class Orchestrator:
         return types
 
     def next_wakeup(self) -> float | None:
-        """When `tick` next has something to do for delayed retries (heartbeats aside)."""
-        return self._delayed[0][0] if self._delayed else None
+        """When `tick` next has something to do for delayed retries and queue timeouts
+        (heartbeats and aging are checked on the regular tick)."""
+        times = [h[0][0] for h in (self._delayed, self._queue_deadlines) if h]
+        return min(times) if times else None
 
     def counts_by_status(self) -> dict[TaskStatus, int]:
         counts = dict.fromkeys(TaskStatus, 0)
@@ -211,6 +224,9 @@ class Orchestrator:
         rec.host_id = host.id
         rec.agent_id = ""
         rec.queue_token += 1
+        rec.dispatched_at = now
+        rec.started_at = 0.0
+        self._record_attempt(rec, TaskStatus.QUEUED)
         host.in_flight[rec.id] = rec.attempt
         self._leases[rec.id] = (host.id, rec.attempt)
         self._d.changed[rec.id] = rec
@@ -226,9 +242,11 @@ class Orchestrator:
         if rec.status == TaskStatus.RUNNING:
             # Started again on another worker after a worker crash on the host.
             self._d.changed[rec.id] = rec
+            self._record_attempt(rec, TaskStatus.RUNNING)
             return
         rec.status = TaskStatus.RUNNING
         rec.started_at = now
+        self._record_attempt(rec, TaskStatus.RUNNING)
         self._event(rec, now, f"running on agent {agent_id or host_id}")
 
     def on_progress(self, host_id: str, task_id: str, attempt: int, fraction: float, message: str, now: float) -> None:
@@ -246,6 +264,7 @@ class Orchestrator:
         host = self.hosts.get(host_id)
         if host is not None and host.in_flight.get(result.task_id) == result.attempt:
             del host.in_flight[result.task_id]
+            host.lent.pop(result.task_id, None)
             host.completed += 1
             if result.duration_seconds > 0:
                 self._learn_task_time(host, result.duration_seconds)
@@ -258,6 +277,12 @@ class Orchestrator:
         if result.agent_id:
             rec.agent_id = result.agent_id
         rec.log = result.log
+        ended = {
+            Outcome.SUCCEEDED: TaskStatus.COMPLETED,
+            Outcome.TIMED_OUT: TaskStatus.TIMED_OUT,
+            Outcome.CANCELLED: TaskStatus.CANCELLED,
+        }.get(result.outcome, TaskStatus.FAILED)
+        self._record_attempt(rec, ended, now, result.error_kind, result.error_message)
         if result.outcome == Outcome.SUCCEEDED:
             rec.result, rec.result_type = result.result, result.result_type
             rec.progress = 1.0
@@ -311,6 +336,7 @@ class Orchestrator:
             if lease is not None:
                 # The lease stays until the host reports back, so the slot stays counted.
                 self._d.cancels.append((lease[0], rec.id, lease[1], why))
+                self._record_attempt(rec, TaskStatus.CANCELLED, now, "cancelled", why)
             self._finish(rec, TaskStatus.CANCELLED, now, "cancelled", why, f"cancelled: {why}")
         return root
 
@@ -383,11 +409,73 @@ class Orchestrator:
 
     def _lease_lost(self, host: HostState, task_id: str, attempt: int, now: float, why: str) -> None:
         host.in_flight.pop(task_id, None)
+        host.lent.pop(task_id, None)
         if self._leases.get(task_id) == (host.id, attempt):
             del self._leases[task_id]
             rec = self.tasks.get(task_id)
             if rec is not None and not rec.final and rec.attempt == attempt and rec.host_id == host.id:
+                self._record_attempt(rec, TaskStatus.FAILED, now, "host_lost", why)
                 self._requeue(rec, now, why)
+
+    # ------------------------------------------------------------- lent slots
+
+    def lend_slot(self, task_id: str, attempt: int, lent: bool) -> bool:
+        """A running agent starts (lent=True) or stops waiting on other tasks. While it
+        waits its slot counts as free, so the tasks it waits on can run: a parent never
+        deadlocks a full pool. Returns whether the lease was known."""
+        lease = self._leases.get(task_id)
+        if lease is None or lease[1] != attempt:
+            return False
+        host = self.hosts.get(lease[0])
+        if host is None:
+            return False
+        before = task_id in host.lent
+        if lent:
+            host.lent[task_id] = host.lent.get(task_id, 0) + 1
+        elif before:
+            host.lent[task_id] -= 1
+            if host.lent[task_id] <= 0:
+                del host.lent[task_id]
+        if before != (task_id in host.lent):
+            self._d.slots_lent.append((host.id, task_id, attempt, task_id in host.lent))
+        return True
+
+    # -------------------------------------------------------------- priorities
+
+    def set_priority(self, task_id: str, priority: Priority, now: float) -> TaskRecord:
+        """Change an unfinished task's priority; a queued task moves to the new level's tail."""
+        rec = self.tasks[task_id]
+        if rec.priority == priority:
+            return rec
+        rec.priority = priority
+        rec.aging_since = now
+        if rec.status == TaskStatus.QUEUED and rec.id not in self._leases and not rec.retry_at > now:
+            rec.queue_token += 1
+            self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+        self._event(rec, now, f"priority set to {priority.name.lower()}")
+        return rec
+
+    def _age(self, now: float) -> None:
+        """Promote tasks queued longer than max_queue_time by one level, so nothing starves.
+        Only the heads of each level are looked at: levels are FIFO, so the rest is younger."""
+        max_age = self.limits.max_queue_time_seconds
+        if max_age <= 0 or not len(self.queue):
+            return
+        cutoff = now - max_age
+
+        def is_aged(task_id: str, token: int) -> bool | None:
+            if not self._is_dispatchable(task_id, token):
+                return None
+            return self.tasks[task_id].aging_since <= cutoff
+
+        for level in (Priority.HIGH, Priority.MEDIUM, Priority.LOW):
+            for task_id in self.queue.pop_aged(level, is_aged):
+                rec = self.tasks[task_id]
+                rec.priority = Priority(level - 1)
+                rec.aging_since = now
+                rec.queue_token += 1
+                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+                self._event(rec, now, f"aged: queued over {max_age:.0f}s, promoted to {rec.priority.name.lower()}")
 
     # ------------------------------------------------------------------- time
 
@@ -401,7 +489,15 @@ class Orchestrator:
             _, task_id, token = heapq.heappop(self._delayed)
             rec = self.tasks.get(task_id)
             if rec is not None and rec.status == TaskStatus.QUEUED and rec.queue_token == token:
+                rec.retry_at = 0.0
                 self._enqueue(rec, now, "retry due")
+        while self._queue_deadlines and self._queue_deadlines[0][0] <= now:
+            _, task_id, token = heapq.heappop(self._queue_deadlines)
+            rec = self.tasks.get(task_id)
+            if rec is not None and self._is_dispatchable(task_id, token):
+                why = f"not started within its queue timeout of {rec.queue_timeout_seconds:g}s"
+                self._finish(rec, TaskStatus.TIMED_OUT, now, "queue_timeout", why, why)
+        self._age(now)
 
     # -------------------------------------------------------------- recovery
 
@@ -443,7 +539,11 @@ class Orchestrator:
                 self._leases[rec.id] = (rec.host_id, rec.attempt)
             elif rec.status == TaskStatus.QUEUED:
                 rec.queue_token += 1
+                rec.aging_since = rec.queued_at or now
                 self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+                if rec.queue_timeout_seconds > 0:
+                    deadline = rec.aging_since + rec.queue_timeout_seconds
+                    heapq.heappush(self._queue_deadlines, (deadline, rec.id, rec.queue_token))
             elif rec.status == TaskStatus.PENDING:
                 self._settle_pending(rec, now)
         for rec in restored:
@@ -485,9 +585,28 @@ class Orchestrator:
     def _enqueue(self, rec: TaskRecord, now: float, message: str) -> None:
         rec.status = TaskStatus.QUEUED
         rec.queued_at = now
+        rec.aging_since = now
         rec.queue_token += 1
         self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+        if rec.queue_timeout_seconds > 0:
+            heapq.heappush(self._queue_deadlines, (now + rec.queue_timeout_seconds, rec.id, rec.queue_token))
         self._event(rec, now, message)
+
+    def _record_attempt(
+        self, rec: TaskRecord, status: TaskStatus, finished_at: float = 0.0, kind: str = "", message: str = ""
+    ) -> None:
+        self._d.attempts[(rec.id, rec.attempt)] = AttemptRecord(
+            rec.id,
+            rec.attempt,
+            rec.host_id,
+            rec.agent_id,
+            rec.dispatched_at,
+            rec.started_at,
+            finished_at,
+            status,
+            kind,
+            message,
+        )
 
     def _requeue(self, rec: TaskRecord, now: float, message: str) -> None:
         rec.host_id = ""

@@ -49,6 +49,23 @@ class ReadyQueue:
     def agent_types(self) -> Iterable[str]:
         return self._by_type.keys()
 
+    def pop_aged(self, level: Priority, is_aged: Callable[[str, int], bool | None]) -> list[str]:
+        """Remove and return the tasks at the head of `level` (every agent type) that have
+        waited long enough. `is_aged` answers True (aged), False (not yet: stop, as the
+        rest of the level is younger) or None (stale entry: drop it)."""
+        out: list[str] = []
+        for levels in self._by_type.values():
+            entries = levels[level]
+            while entries:
+                verdict = is_aged(entries[0][1], entries[0][2])
+                if verdict is False:
+                    break
+                _, task_id, _ = entries.popleft()
+                self._live -= 1
+                if verdict:
+                    out.append(task_id)
+        return out
+
     def pop(self, agent_types: Iterable[str], is_live: Callable[[str, int], bool]) -> str | None:
         """The most urgent, oldest live task among `agent_types`, or None."""
         candidates = [self._by_type[t] for t in agent_types if t in self._by_type]

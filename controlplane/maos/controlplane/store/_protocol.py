@@ -12,21 +12,43 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from maos.controlplane.core import TaskEventRecord, TaskRecord, TaskStatus
+from maos.controlplane.core import AttemptRecord, TaskEventRecord, TaskRecord, TaskStatus
 
 from ._rows import FullRow, MutableRow
 
 
+@dataclass(frozen=True, slots=True)
+class NamedBlob:
+    """A template or batch: a name, its serialized message, when it was created."""
+
+    name: str
+    data: bytes
+    created_at: float
+
+
 @dataclass(slots=True)
 class WriteBatch:
-    """Rows snapshotted on the event loop: new tasks, changed tasks, events."""
+    """Rows snapshotted on the event loop: tasks, events, attempts, templates, batches.
+    Everything in one batch commits together (e.g. a batch's tasks and its state)."""
 
     inserts: list[FullRow] = field(default_factory=list)
     updates: list[MutableRow] = field(default_factory=list)
     events: list[tuple[object, ...]] = field(default_factory=list)
+    attempts: list[tuple[object, ...]] = field(default_factory=list)
+    templates: list[NamedBlob] = field(default_factory=list)
+    deleted_templates: list[str] = field(default_factory=list)
+    batches: list[NamedBlob] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.inserts) + len(self.updates) + len(self.events)
+        return (
+            len(self.inserts)
+            + len(self.updates)
+            + len(self.events)
+            + len(self.attempts)
+            + len(self.templates)
+            + len(self.deleted_templates)
+            + len(self.batches)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +95,9 @@ class Store(Protocol):
     async def find_idempotency_key(self, key: str) -> str | None: ...
 
     async def counts_by_status(self) -> dict[TaskStatus, int]: ...
+
+    async def attempts(self, task_id: str) -> list[AttemptRecord]: ...
+
+    async def load_templates(self) -> list[NamedBlob]: ...
+
+    async def load_batches(self) -> list[NamedBlob]: ...

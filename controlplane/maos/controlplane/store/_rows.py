@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from maos.controlplane.core import DependencyPolicy, Priority, TaskEventRecord, TaskRecord, TaskStatus
+from maos.controlplane.core import (
+    AttemptRecord,
+    DependencyPolicy,
+    Priority,
+    TaskEventRecord,
+    TaskRecord,
+    TaskStatus,
+)
 from maos.v1 import common_pb2
 
 # Columns that change over a task's life, in UPDATE order (id last, for WHERE).
@@ -41,6 +48,7 @@ FIXED_COLUMNS = (
     "workflow_key",
     "grp",
     "agent_type",
+    "plan",
 )
 ALL_COLUMNS = FIXED_COLUMNS + MUTABLE_COLUMNS
 EVENT_COLUMNS = (
@@ -94,6 +102,7 @@ def full_row(rec: TaskRecord) -> FullRow:
         rec.workflow_key,
         int(rec.group),
         rec.agent_type,
+        rec.plan,
         *mutable_row(rec)[:-1],
     )
 
@@ -136,6 +145,7 @@ def record_from_spec(
         depends_on=tuple(spec.depends_on) if depends_on is None else depends_on,
         dependency_policy=DependencyPolicy(spec.on_dependency_failure or DependencyPolicy.FAIL),
         timeout_seconds=spec.timeout_seconds,
+        queue_timeout_seconds=spec.queue_timeout_seconds,
         max_retries=retry.max_retries,
         retry_initial_seconds=retry.initial_interval_seconds,
         retry_coefficient=retry.backoff_coefficient or 2.0,
@@ -158,6 +168,7 @@ def record_from_row(row: dict[str, Any]) -> TaskRecord:
         workflow_key=row["workflow_key"] or "",
         group=bool(row["grp"]),
     )
+    rec.plan = bytes(row["plan"] or b"")
     rec.status = TaskStatus(row["status"])
     rec.priority = Priority(row["priority"])
     rec.attempt = row["attempt"]
@@ -189,4 +200,48 @@ def event_from_row(row: dict[str, Any]) -> TaskEventRecord:
         message=row["message"] or "",
         progress=row["progress"],
         progress_message=row["progress_message"] or "",
+    )
+
+
+ATTEMPT_COLUMNS = (
+    "task_id",
+    "number",
+    "host_id",
+    "agent_id",
+    "dispatched_at",
+    "started_at",
+    "finished_at",
+    "status",
+    "error_kind",
+    "error_message",
+)
+
+
+def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        a.task_id,
+        a.number,
+        a.host_id,
+        a.agent_id,
+        a.dispatched_at,
+        a.started_at,
+        a.finished_at,
+        int(a.status),
+        a.error_kind,
+        a.error_message,
+    )
+
+
+def attempt_from_row(row: dict[str, Any]) -> AttemptRecord:
+    return AttemptRecord(
+        task_id=row["task_id"],
+        number=row["number"],
+        host_id=row["host_id"],
+        agent_id=row["agent_id"],
+        dispatched_at=row["dispatched_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=TaskStatus(row["status"]),
+        error_kind=row["error_kind"],
+        error_message=row["error_message"],
     )

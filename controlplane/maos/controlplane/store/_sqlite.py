@@ -12,15 +12,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from maos.controlplane.core import TaskEventRecord, TaskRecord, TaskStatus
+from maos.controlplane.core import AttemptRecord, TaskEventRecord, TaskRecord, TaskStatus
 from maos.errors import Unavailable
 
-from ._protocol import TaskQuery, WriteBatch
-from ._rows import ALL_COLUMNS, EVENT_COLUMNS, MUTABLE_COLUMNS, event_from_row, record_from_row
+from ._protocol import NamedBlob, TaskQuery, WriteBatch
+from ._rows import (
+    ALL_COLUMNS,
+    ATTEMPT_COLUMNS,
+    EVENT_COLUMNS,
+    MUTABLE_COLUMNS,
+    attempt_from_row,
+    event_from_row,
+    record_from_row,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -33,6 +41,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     workflow_key TEXT NOT NULL,
     grp INTEGER NOT NULL,
     agent_type TEXT NOT NULL,
+    plan BLOB NOT NULL DEFAULT x'',
     status INTEGER NOT NULL,
     priority INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
@@ -69,12 +78,39 @@ CREATE TABLE IF NOT EXISTS task_events (
     progress_message TEXT NOT NULL,
     PRIMARY KEY (task_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_attempts (
+    task_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    host_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    dispatched_at REAL NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    status INTEGER NOT NULL,
+    error_kind TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    PRIMARY KEY (task_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS templates (
+    name TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    name TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 _INSERT_TASK = f"INSERT INTO tasks ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})"
 _UPDATE_TASK = f"UPDATE tasks SET {', '.join(c + ' = ?' for c in MUTABLE_COLUMNS)} WHERE id = ?"
 _INSERT_EVENT = (
     f"INSERT OR REPLACE INTO task_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+_UPSERT_ATTEMPT = (
+    f"INSERT OR REPLACE INTO task_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
 _MAX_ROWS_PER_COMMIT = 20_000
 _T = TypeVar("_T")
@@ -131,6 +167,10 @@ class SqliteStore:
                 f"{self._path} has schema version {row[0]}, newer than this control plane's "
                 f"{SCHEMA_VERSION}: run a newer MAOS against it"
             )
+        elif row[0] < SCHEMA_VERSION:
+            # Version 2 added tables (created above) and the tasks.plan column.
+            conn.execute("ALTER TABLE tasks ADD COLUMN plan BLOB NOT NULL DEFAULT x''")
+            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     async def close(self) -> None:
         if self._closed:
@@ -189,11 +229,31 @@ class SqliteStore:
         inserts: list[tuple[Any, ...]] = []
         updates: dict[str, tuple[Any, ...]] = {}
         events: list[tuple[Any, ...]] = []
+        attempts: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+        named: list[tuple[str, tuple[Any, ...]]] = []
         for batch in batches:
             inserts.extend(batch.inserts)
             for row in batch.updates:
                 updates[row[-1]] = row  # the newest snapshot of a task wins
             events.extend(batch.events)
+            for row in batch.attempts:
+                attempts[(row[0], row[1])] = row
+            # Templates and batches are rare: keep their statements in order.
+            named += [
+                (
+                    "INSERT OR REPLACE INTO templates (name, data, created_at) VALUES (?, ?, ?)",
+                    (t.name, t.data, t.created_at),
+                )
+                for t in batch.templates
+            ]
+            named += [("DELETE FROM templates WHERE name = ?", (name,)) for name in batch.deleted_templates]
+            named += [
+                (
+                    "INSERT OR REPLACE INTO batches (name, data, created_at) VALUES (?, ?, ?)",
+                    (b.name, b.data, b.created_at),
+                )
+                for b in batch.batches
+            ]
         conn.execute("BEGIN")
         try:
             if inserts:
@@ -202,6 +262,10 @@ class SqliteStore:
                 conn.executemany(_UPDATE_TASK, updates.values())
             if events:
                 conn.executemany(_INSERT_EVENT, events)
+            if attempts:
+                conn.executemany(_UPSERT_ATTEMPT, attempts.values())
+            for sql, args in named:
+                conn.execute(sql, args)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -326,3 +390,21 @@ class SqliteStore:
             return counts
 
         return await self._read(run)
+
+    async def attempts(self, task_id: str) -> list[AttemptRecord]:
+        def run(conn: sqlite3.Connection) -> list[AttemptRecord]:
+            rows = conn.execute("SELECT * FROM task_attempts WHERE task_id = ? ORDER BY number", (task_id,))
+            return [attempt_from_row(dict(r)) for r in rows]
+
+        return await self._read(run)
+
+    async def load_templates(self) -> list[NamedBlob]:
+        return await self._read(lambda conn: _named(conn, "templates"))
+
+    async def load_batches(self) -> list[NamedBlob]:
+        return await self._read(lambda conn: _named(conn, "batches"))
+
+
+def _named(conn: sqlite3.Connection, table: str) -> list[NamedBlob]:
+    rows = conn.execute(f"SELECT name, data, created_at FROM {table} ORDER BY name")
+    return [NamedBlob(r["name"], bytes(r["data"]), r["created_at"]) for r in rows]
