@@ -122,7 +122,7 @@ class Orchestrator:
         self.queue = ReadyQueue()
         self._leases: dict[str, tuple[str, int]] = {}  # task id -> (host id, attempt)
         self._delayed: list[tuple[float, str, int]] = []  # (due, task id, queue token)
-        self._queue_deadlines: list[tuple[float, str, int]] = []  # (deadline, task id, queue token)
+        self._queue_deadlines: list[tuple[float, str, float]] = []  # (deadline, task id, queued_at)
         self._finished_order: OrderedDict[str, None] = OrderedDict()
         self._rng = rng or random.Random()
         self._d = Decisions()
@@ -310,6 +310,7 @@ class Orchestrator:
             note = f"attempt {rec.attempt} failed ({kind}: {message}); retry {rec.failures}/{rec.max_retries}"
             if delay > 0:
                 rec.status = TaskStatus.QUEUED
+                rec.queued_at = now  # also retires queue-timeout deadlines of the earlier queueing
                 rec.queue_token += 1
                 rec.retry_at = now + delay
                 heapq.heappush(self._delayed, (rec.retry_at, rec.id, rec.queue_token))
@@ -492,10 +493,15 @@ class Orchestrator:
                 rec.retry_at = 0.0
                 self._enqueue(rec, now, "retry due")
         while self._queue_deadlines and self._queue_deadlines[0][0] <= now:
-            _, task_id, token = heapq.heappop(self._queue_deadlines)
+            _, task_id, queued_at = heapq.heappop(self._queue_deadlines)
             rec = self.tasks.get(task_id)
-            if rec is not None and self._is_dispatchable(task_id, token):
+            # Same queueing (not re-queued since) and no agent started it, even if prefetched.
+            if rec is not None and rec.status == TaskStatus.QUEUED and rec.queued_at == queued_at:
                 why = f"not started within its queue timeout of {rec.queue_timeout_seconds:g}s"
+                lease = self._leases.get(rec.id)
+                if lease is not None:
+                    self._d.cancels.append((lease[0], rec.id, lease[1], why))
+                    self._record_attempt(rec, TaskStatus.CANCELLED, now, "queue_timeout", why)
                 self._finish(rec, TaskStatus.TIMED_OUT, now, "queue_timeout", why, why)
         self._age(now)
 
@@ -543,7 +549,7 @@ class Orchestrator:
                 self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
                 if rec.queue_timeout_seconds > 0:
                     deadline = rec.aging_since + rec.queue_timeout_seconds
-                    heapq.heappush(self._queue_deadlines, (deadline, rec.id, rec.queue_token))
+                    heapq.heappush(self._queue_deadlines, (deadline, rec.id, rec.queued_at))
             elif rec.status == TaskStatus.PENDING:
                 self._settle_pending(rec, now)
         for rec in restored:
@@ -589,7 +595,7 @@ class Orchestrator:
         rec.queue_token += 1
         self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
         if rec.queue_timeout_seconds > 0:
-            heapq.heappush(self._queue_deadlines, (now + rec.queue_timeout_seconds, rec.id, rec.queue_token))
+            heapq.heappush(self._queue_deadlines, (now + rec.queue_timeout_seconds, rec.id, now))
         self._event(rec, now, message)
 
     def _record_attempt(
