@@ -136,3 +136,27 @@ def test_queue_timeout_fails_a_task_that_never_starts(cluster: Cluster) -> None:
     done = cluster.api.wait_one(starved.id)
     assert done.status == common_pb2.TASK_STATUS_TIMED_OUT and done.error.kind == "queue_timeout"
     cluster.api.wait([b.id for b in blockers])
+
+
+def test_live_settings_apply_at_once_and_survive_a_restart(fresh_cluster: Cluster) -> None:
+    from maos.v1 import admin_pb2, admin_pb2_grpc
+
+    c = fresh_cluster
+    cp = c.start_controlplane()
+    admin = admin_pb2_grpc.AdminServiceStub(c.api.channel)
+    entry = admin.SetConfig(admin_pb2.SetConfigRequest(key="scheduling.max_queue_time", value="120"), timeout=10)
+    assert (entry.value, entry.default_value) == ("120", "300")
+    for key, value, fragment in [
+        ("scheduling.nope", "1", "unknown setting 'scheduling.nope'"),
+        ("scheduling.max_queue_time", "soon", "not a number of seconds"),
+        ("dispatch.prefetch_min", "1000", "must not exceed dispatch.prefetch_max"),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            admin.SetConfig(admin_pb2.SetConfigRequest(key=key, value=value), timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in (err.value.details() or "")
+    port = cp.endpoint.rpartition(":")[2]
+    cp.stop()
+    c.start_controlplane(listen=f"127.0.0.1:{port}")
+    admin = admin_pb2_grpc.AdminServiceStub(c.api.channel)
+    [after] = admin.GetConfig(admin_pb2.GetConfigRequest(key="scheduling.max_queue_time"), timeout=10).entries
+    assert after.value == "120"

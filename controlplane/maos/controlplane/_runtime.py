@@ -38,13 +38,14 @@ from maos.controlplane.store import (
     mutable_row,
     record_from_spec,
 )
-from maos.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from maos.errors import FailedPrecondition, InvalidArgument, MaosError, NotFound, ResourceExhausted
 from maos.v1 import common_pb2, hosts_pb2
 
 from ._convert import assignment_for
 from ._events import EventHub
 from ._host_session import HostSession
 from ._ids import UlidGenerator
+from ._settings import LiveSettings
 from ._validation import InputLimits, validate_spec
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Runtime:
             )
         )
         self.hub = EventHub(self._parent_of)
+        self.live_settings = LiveSettings(self.orch)
         self.sessions: dict[str, HostSession] = {}
         self._ids = UlidGenerator()
         self._extra = WriteBatch()  # template/batch writes riding on the next commit
@@ -101,6 +103,11 @@ class Runtime:
     # --------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        for key, value in (await self.store.load_settings()).items():
+            try:
+                self.live_settings.apply(key, value)
+            except MaosError as exc:
+                log.warning("ignoring stored setting %s=%r: %s", key, value, exc)
         records = await self.store.load_recovery_set()
         now = time.time()
         self.orch.restore(records, now)
@@ -472,11 +479,21 @@ class Runtime:
         templates: Iterable[NamedBlob] = (),
         deleted_templates: Iterable[str] = (),
         batches: Iterable[NamedBlob] = (),
+        settings: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Template/batch writes for the next commit (with whatever tasks it carries)."""
         self._extra.templates.extend(templates)
         self._extra.deleted_templates.extend(deleted_templates)
         self._extra.batches.extend(batches)
+        self._extra.settings.extend(settings)
+
+    async def set_setting(self, key: str, value: str) -> str:
+        normalised = self.live_settings.apply(key, value)
+        self.queue_named(settings=[(key, normalised)])
+        await self.commit()
+        self.orch.dispatch(time.time())  # e.g. a larger prefetch takes effect now
+        self.apply()
+        return normalised
 
     async def commit(self) -> None:
         durable = self.apply()

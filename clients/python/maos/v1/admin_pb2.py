@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13maos/v1/admin.proto\x12\x07maos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n\rStatusRequest\"-\n\nQueueDepth\x12\x10\n\x08priority\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x04\"\xe1\x02\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05store\x18\x03 \x01(\t\x12\x43\n\x0ftasks_by_status\x18\x04 \x03(\x0b\x32*.maos.v1.StatusResponse.TasksByStatusEntry\x12\x17\n\x0fhosts_connected\x18\x05 \x01(\r\x12\x13\n\x0bslots_total\x18\x06 \x01(\r\x12\x12\n\nslots_busy\x18\x07 \x01(\r\x12\"\n\x05queue\x18\x08 \x03(\x0b\x32\x13.maos.v1.QueueDepth\x12\x0e\n\x06\x61gents\x18\t \x01(\r\x12\x0e\n\x06listen\x18\n \x01(\t\x1a\x34\n\x12TasksByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32I\n\x0c\x41\x64minService\x12\x39\n\x06Status\x12\x16.maos.v1.StatusRequest\x1a\x17.maos.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13maos/v1/admin.proto\x12\x07maos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x15\n\rdefault_value\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\":\n\x11GetConfigResponse\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.maos.v1.ConfigEntry\".\n\x10SetConfigRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"-\n\nQueueDepth\x12\x10\n\x08priority\x18\x01 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x04\"\xe1\x02\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05store\x18\x03 \x01(\t\x12\x43\n\x0ftasks_by_status\x18\x04 \x03(\x0b\x32*.maos.v1.StatusResponse.TasksByStatusEntry\x12\x17\n\x0fhosts_connected\x18\x05 \x01(\r\x12\x13\n\x0bslots_total\x18\x06 \x01(\r\x12\x12\n\nslots_busy\x18\x07 \x01(\r\x12\"\n\x05queue\x18\x08 \x03(\x0b\x32\x13.maos.v1.QueueDepth\x12\x0e\n\x06\x61gents\x18\t \x01(\r\x12\x0e\n\x06listen\x18\n \x01(\t\x1a\x34\n\x12TasksByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xcb\x01\n\x0c\x41\x64minService\x12\x39\n\x06Status\x12\x16.maos.v1.StatusRequest\x1a\x17.maos.v1.StatusResponse\x12\x42\n\tGetConfig\x12\x19.maos.v1.GetConfigRequest\x1a\x1a.maos.v1.GetConfigResponse\x12<\n\tSetConfig\x12\x19.maos.v1.SetConfigRequest\x1a\x14.maos.v1.ConfigEntryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATUSRESPONSE_TASKSBYSTATUSENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_options = b'8\001'
-  _globals['_STATUSREQUEST']._serialized_start=65
-  _globals['_STATUSREQUEST']._serialized_end=80
-  _globals['_QUEUEDEPTH']._serialized_start=82
-  _globals['_QUEUEDEPTH']._serialized_end=127
-  _globals['_STATUSRESPONSE']._serialized_start=130
-  _globals['_STATUSRESPONSE']._serialized_end=483
-  _globals['_STATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_start=431
-  _globals['_STATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_end=483
-  _globals['_ADMINSERVICE']._serialized_start=485
-  _globals['_ADMINSERVICE']._serialized_end=558
+  _globals['_CONFIGENTRY']._serialized_start=65
+  _globals['_CONFIGENTRY']._serialized_end=150
+  _globals['_GETCONFIGREQUEST']._serialized_start=152
+  _globals['_GETCONFIGREQUEST']._serialized_end=183
+  _globals['_GETCONFIGRESPONSE']._serialized_start=185
+  _globals['_GETCONFIGRESPONSE']._serialized_end=243
+  _globals['_SETCONFIGREQUEST']._serialized_start=245
+  _globals['_SETCONFIGREQUEST']._serialized_end=291
+  _globals['_STATUSREQUEST']._serialized_start=293
+  _globals['_STATUSREQUEST']._serialized_end=308
+  _globals['_QUEUEDEPTH']._serialized_start=310
+  _globals['_QUEUEDEPTH']._serialized_end=355
+  _globals['_STATUSRESPONSE']._serialized_start=358
+  _globals['_STATUSRESPONSE']._serialized_end=711
+  _globals['_STATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_start=659
+  _globals['_STATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_end=711
+  _globals['_ADMINSERVICE']._serialized_start=714
+  _globals['_ADMINSERVICE']._serialized_end=917
 # @@protoc_insertion_point(module_scope)

@@ -39,12 +39,35 @@ class AdminServiceStub:
                 request_serializer=maos_dot_v1_dot_admin__pb2.StatusRequest.SerializeToString,
                 response_deserializer=maos_dot_v1_dot_admin__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/maos.v1.AdminService/GetConfig',
+                request_serializer=maos_dot_v1_dot_admin__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_admin__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.SetConfig = channel.unary_unary(
+                '/maos.v1.AdminService/SetConfig',
+                request_serializer=maos_dot_v1_dot_admin__pb2.SetConfigRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_admin__pb2.ConfigEntry.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Status(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """Live settings (e.g. scheduling.max_queue_time): persisted, applied at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetConfig(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +80,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=maos_dot_v1_dot_admin__pb2.StatusRequest.FromString,
                     response_serializer=maos_dot_v1_dot_admin__pb2.StatusResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=maos_dot_v1_dot_admin__pb2.GetConfigRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_admin__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'SetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConfig,
+                    request_deserializer=maos_dot_v1_dot_admin__pb2.SetConfigRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_admin__pb2.ConfigEntry.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +119,60 @@ class AdminService:
             '/maos.v1.AdminService/Status',
             maos_dot_v1_dot_admin__pb2.StatusRequest.SerializeToString,
             maos_dot_v1_dot_admin__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.AdminService/GetConfig',
+            maos_dot_v1_dot_admin__pb2.GetConfigRequest.SerializeToString,
+            maos_dot_v1_dot_admin__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.AdminService/SetConfig',
+            maos_dot_v1_dot_admin__pb2.SetConfigRequest.SerializeToString,
+            maos_dot_v1_dot_admin__pb2.ConfigEntry.FromString,
             options,
             channel_credentials,
             insecure,

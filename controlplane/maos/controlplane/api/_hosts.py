@@ -189,3 +189,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             agents=sum(len(s.last_heartbeat.agents) for s in rt.sessions.values()),
             listen=self._endpoint(),
         )
+
+    async def GetConfig(self, request: admin_pb2.GetConfigRequest, context: Ctx) -> admin_pb2.GetConfigResponse:
+        if request.key:
+            self._rt.live_settings.lookup(request.key)  # unknown key: INVALID_ARGUMENT naming the known ones
+        return admin_pb2.GetConfigResponse(
+            entries=[
+                admin_pb2.ConfigEntry(key=s.key, value=value, default_value=default, description=s.description)
+                for s, value, default in self._rt.live_settings.entries()
+                if not request.key or s.key == request.key
+            ]
+        )
+
+    async def SetConfig(self, request: admin_pb2.SetConfigRequest, context: Ctx) -> admin_pb2.ConfigEntry:
+        if not request.key:
+            raise InvalidArgument("key is empty: name a setting (see `maosctl config list`)")
+        await self._rt.set_setting(request.key, request.value)
+        listed = await self.GetConfig(admin_pb2.GetConfigRequest(key=request.key), context)
+        return listed.entries[0]

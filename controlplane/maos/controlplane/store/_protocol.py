@@ -38,6 +38,7 @@ class WriteBatch:
     templates: list[NamedBlob] = field(default_factory=list)
     deleted_templates: list[str] = field(default_factory=list)
     batches: list[NamedBlob] = field(default_factory=list)
+    settings: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -48,6 +49,7 @@ class WriteBatch:
             + len(self.templates)
             + len(self.deleted_templates)
             + len(self.batches)
+            + len(self.settings)
         )
 
 
@@ -101,3 +103,5 @@ class Store(Protocol):
     async def load_templates(self) -> list[NamedBlob]: ...
 
     async def load_batches(self) -> list[NamedBlob]: ...
+
+    async def load_settings(self) -> dict[str, str]: ...

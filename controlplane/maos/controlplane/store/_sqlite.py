@@ -96,6 +96,10 @@ CREATE TABLE IF NOT EXISTS templates (
     data BLOB NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batches (
     name TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -247,6 +251,7 @@ class SqliteStore:
                 for t in batch.templates
             ]
             named += [("DELETE FROM templates WHERE name = ?", (name,)) for name in batch.deleted_templates]
+            named += [("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", kv) for kv in batch.settings]
             named += [
                 (
                     "INSERT OR REPLACE INTO batches (name, data, created_at) VALUES (?, ?, ?)",
@@ -403,6 +408,9 @@ class SqliteStore:
 
     async def load_batches(self) -> list[NamedBlob]:
         return await self._read(lambda conn: _named(conn, "batches"))
+
+    async def load_settings(self) -> dict[str, str]:
+        return await self._read(lambda conn: {r[0]: r[1] for r in conn.execute("SELECT key, value FROM settings")})
 
 
 def _named(conn: sqlite3.Connection, table: str) -> list[NamedBlob]:
