@@ -286,6 +286,17 @@ def test_up_demo_runs_the_workflow_and_reports(tmp_path: Path) -> None:
 
 def test_help_lists_every_command() -> None:
     done = subprocess.run([str(MAOSCTL), "--help"], capture_output=True, text=True, check=True)
-    for command in ("task", "host", "agent", "status", "up", "controlplane", "agenthost"):
+    for command in (
+        "task",
+        "workflow",
+        "batch",
+        "template",
+        "host",
+        "agent",
+        "status",
+        "up",
+        "controlplane",
+        "agenthost",
+    ):
         assert re.search(rf"^\s+{command}\b", done.stdout, re.M), command
     assert sys.executable  # the suite runs maosctl from the same environment

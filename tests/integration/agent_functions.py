@@ -30,3 +30,17 @@ def fail_first_attempt(ctx: Any, data: Any) -> dict[str, int]:
     if ctx.attempt == 1:
         raise RuntimeError("the first attempt always fails")
     return {"attempt": ctx.attempt}
+
+
+def recursive_spawn(ctx: Any, data: Any) -> int:
+    """{"depth": d}: 1 at depth 0, else the sum of two children of the same agent type at depth d-1.
+
+    Each parent blocks in ctx.wait while its children run, so a small host only gets
+    through the tree if the slots of waiting parents are lent out.
+    """
+    depth = int((data or {}).get("depth", 0))
+    if depth <= 0:
+        return 1
+    child = {"description": f"depth {depth - 1}", "agent_type": ctx.agent_type, "input": {"depth": depth - 1}}
+    ids = ctx.spawn_many([child, child])
+    return int(sum(ctx.wait(ids)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import orjson
 import pytest
-
 from maos.v1 import common_pb2, tasks_pb2, templates_pb2, templates_pb2_grpc
+
 from tests.integration.conftest import Cluster
 from tests.support.api import result_of
 
@@ -51,7 +51,10 @@ def test_plan_with_max_agents_chains_streams(cluster: Cluster) -> None:
 def test_bad_plans_are_rejected(cluster: Cluster) -> None:
     for request, fragment in [
         (tasks_pb2.PlanTaskRequest(spec=common_pb2.TaskSpec(description="x")), "at least one aspect or shard"),
-        (tasks_pb2.PlanTaskRequest(spec=common_pb2.TaskSpec(description="x"), aspects=["a"], template="nope"), "unknown planner template"),
+        (
+            tasks_pb2.PlanTaskRequest(spec=common_pb2.TaskSpec(description="x"), aspects=["a"], template="nope"),
+            "unknown planner template",
+        ),
     ]:
         with pytest.raises(grpc.RpcError) as err:
             cluster.api.tasks.PlanTask(request, timeout=10)
@@ -86,7 +89,9 @@ def test_attempts_are_listed_with_their_errors(cluster: Cluster) -> None:
 def test_templates_round_trip(cluster: Cluster) -> None:
     stub = templates_pb2_grpc.TemplateServiceStub(cluster.api.channel)
     source = cluster.api.submit("greet {who}", "echo", {"greeting": "hello {who}", "n": "{count}"})
-    template = stub.CreateTemplate(templates_pb2.CreateTemplateRequest(name="greet", from_task_id=source.id), timeout=10)
+    template = stub.CreateTemplate(
+        templates_pb2.CreateTemplateRequest(name="greet", from_task_id=source.id), timeout=10
+    )
     assert list(template.parameters) == ["count", "who"]
     params = common_pb2.Payload(data=orjson.dumps({"who": "Ada", "count": 3}))
     reply = stub.SubmitFromTemplate(

@@ -4,7 +4,8 @@
         await host.wait_closed()          # until shutdown() or SIGTERM via run_agent_host
 
 Assignments go into the pool; what the pool reports goes up the stream as
-TaskStarted / TaskProgress / TaskResult. Each result is kept until a
+TaskStarted / TaskProgress / TaskResult. SlotLent raises or lowers the pool's
+capacity while a task waits on its children (see _pool). Each result is kept until a
 ResultAck names its lease and resent after every reconnect. Running tasks
 carry on while the stream is down.
 """
@@ -293,6 +294,12 @@ class AgentHost:
                     batch = []
                 c = item.cancel
                 pool.cancel(c.task_id, c.attempt, message=c.reason or "cancelled by the control plane")
+            elif kind == "slot_lent":
+                if batch:
+                    pool.submit(batch)
+                    batch = []
+                s = item.slot_lent
+                pool.set_lent(s.task_id, s.attempt, s.lent)
             elif kind == "registered":
                 r = item.registered
                 if r.heartbeat_interval_seconds > 0:

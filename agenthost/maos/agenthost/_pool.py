@@ -15,6 +15,16 @@ Crashes: each worker writes the seq of the running task into shared memory,
 so when a worker dies the pool knows which task killed it (worker_died),
 and puts the tasks of the batch that it had not run (or whose results died
 with it) back at the front of the local queue.
+
+Lent slots: while a running task waits on other tasks (its children), the
+control plane lends its slot (`set_lent(..., True)`) and counts it as free.
+Capacity is then `size + lent`: the pool runs that many tasks at once, and
+starts an extra worker process when work is queued, no worker is idle and
+fewer than `capacity` workers exist. When a slot is taken back nothing is
+preempted: no task starts until fewer than `capacity` workers are busy, and
+extra workers above capacity are stopped once they have been idle for
+`extra_linger_seconds` (a parent that re-enters its wait right away, as the
+SDK does every 30 s, does not churn processes). The warm pool stays at `size`.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +59,8 @@ _WORKER_START_TIMEOUT_SECONDS = 60.0
 # Between its deadline and the kill, a stuck head is re-checked this often (its result may be in flight).
 _DEADLINE_RECHECK_SECONDS = 0.01
 _DEADLINE_RECHECKS = 100
+# An extra worker above capacity is stopped after being idle this long.
+EXTRA_LINGER_SECONDS = 1.0
 
 
 class Outcome(enum.IntEnum):
@@ -153,6 +165,7 @@ class _Slot:
         "completed",
         "deadline",
         "deadline_checks",
+        "extra",
         "failed",
         "id",
         "index",
@@ -168,9 +181,11 @@ class _Slot:
         "status",
     )
 
-    def __init__(self, index: int, worker_id: str) -> None:
+    def __init__(self, index: int, worker_id: str, *, extra: bool = False) -> None:
         self.index = index
         self.id = worker_id
+        # Started for a lent slot; stopped again when the pool is above capacity and it is idle.
+        self.extra = extra
         self.proc: WorkerProcess | None = None
         self.status = WorkerStatus.WARMING
         self.inflight: collections.deque[PoolTask] = collections.deque()
@@ -209,6 +224,7 @@ class WorkerPool:
         python_path: Sequence[str | Path] = (),
         endpoint: str = "",
         env: Mapping[str, str] | None = None,
+        extra_linger_seconds: float = EXTRA_LINGER_SECONDS,
     ) -> None:
         if size < 1:
             raise ValueError(f"a pool needs at least one worker, got size={size}")
@@ -222,6 +238,13 @@ class WorkerPool:
         self._env = dict(env) if env is not None else None
         self._slots = [_Slot(i, f"{host_id}-w{i}") for i in range(size)]
         self._idle: list[_Slot] = []
+        # Leases whose slot the control plane lent out; capacity = size + len(_lent).
+        self._lent: set[tuple[str, int]] = set()
+        self._capacity = size
+        self._extra_linger = extra_linger_seconds
+        self._next_extra = size
+        self._retiring: set[_Slot] = set()
+        self._retire_timer: asyncio.TimerHandle | None = None
         self._queue: collections.deque[PoolTask] = collections.deque()
         self._held: dict[tuple[str, int], PoolTask] = {}
         self._next_seq = 1
@@ -279,6 +302,9 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_done.wait(), self._kill_grace + 1.0)
         self._closed = True
+        if self._retire_timer is not None:
+            self._retire_timer.cancel()
+            self._retire_timer = None
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -287,7 +313,7 @@ class WorkerPool:
             bg.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        procs = [slot.proc for slot in self._slots if slot.proc is not None]
+        procs = [slot.proc for slot in (*self._slots, *self._retiring) if slot.proc is not None]
         for slot in self._slots:
             if slot.proc is not None and slot.proc.alive:
                 slot.status = WorkerStatus.DRAINING
@@ -379,8 +405,41 @@ class WorkerPool:
 
     @property
     def free_slots(self) -> int:
-        """How many more tasks the pool can start right away."""
-        return max(0, self.size - len(self._held))
+        """How many more tasks the pool can start right away (lent slots included)."""
+        return max(0, self._capacity - len(self._held))
+
+    @property
+    def capacity(self) -> int:
+        """How many tasks may run at once: `size` plus the slots lent out now."""
+        return self._capacity
+
+    @property
+    def lent_count(self) -> int:
+        """Slots lent out now (held tasks blocked waiting on other tasks)."""
+        return len(self._lent)
+
+    def set_lent(self, task_id: str, attempt: int, lent: bool) -> bool:
+        """The control plane lent (True) or took back (False) the slot of a held task.
+
+        Lending raises capacity by one and starts an extra worker if queued
+        work needs it; taking back lowers it without preempting anything.
+        Idempotent; False (and nothing changes) if the lease is not held here.
+        """
+        key = (task_id, attempt)
+        if key not in self._held:
+            logger.debug("ignoring slot_lent for %s attempt %d: not held here", task_id, attempt)
+            return False
+        if lent:
+            if key in self._lent:
+                return True
+            self._lent.add(key)
+            self._capacity += 1
+            self._dispatch()  # may start an extra worker for queued work
+        elif key in self._lent:
+            self._lent.discard(key)
+            self._capacity -= 1
+            self._after_capacity_drop()
+        return True
 
     @property
     def profiles(self) -> Mapping[str, AgentProfile]:
@@ -421,10 +480,17 @@ class WorkerPool:
     def _dispatch(self) -> None:
         queue = self._queue
         idle = self._idle
-        while queue and idle:
+        budget = len(idle)
+        if len(self._slots) > self._capacity and queue and idle:
+            # More workers than capacity (a lent slot was taken back): start only what capacity
+            # allows, on warm workers first so the extras go idle and retire.
+            budget = self._capacity - sum(1 for s in self._slots if s.inflight)
+            idle.sort(key=_warm_last)
+        while queue and idle and budget > 0:
             first = queue.popleft()
             if first.state != _QUEUED:
                 continue  # cancelled while queued
+            budget -= 1
             slot = idle.pop()
             assert first.profile is not None
             batch = [first]
@@ -443,6 +509,48 @@ class WorkerPool:
                     limit = min(limit, nxt.profile.batch_size)
                     batch.append(queue.popleft())
             self._send(slot, batch)
+        if queue and not idle and self._capacity > len(self._slots):
+            self._grow()
+
+    def _grow(self) -> None:
+        """Start extra workers for queued work, up to capacity (only ever with lent slots)."""
+        if self._closing or self._loop is None:
+            return
+        room = self._capacity - len(self._slots)
+        warming = sum(1 for s in self._slots if s.status is WorkerStatus.WARMING)
+        wanted = sum(1 for t in self._queue if t.state == _QUEUED) - warming - len(self._idle)
+        for _ in range(min(room, wanted)):
+            index = self._next_extra
+            self._next_extra += 1
+            slot = _Slot(index, f"{self.host_id}-x{index}", extra=True)
+            self._slots.append(slot)
+            logger.info("starting extra worker %s: %d slot(s) lent", slot.id, len(self._lent))
+            self._background_task(self._spawn(slot), f"maos-spawn-{slot.id}")
+
+    def _after_capacity_drop(self) -> None:
+        if len(self._slots) > self._capacity:
+            self._arm_retire()
+
+    def _arm_retire(self) -> None:
+        if self._retire_timer is None and not self._closed and self._loop is not None:
+            self._retire_timer = self._loop.call_later(self._extra_linger, self._retire_surplus)
+
+    def _retire_surplus(self) -> None:
+        """Stop idle extra workers while there are more workers than capacity."""
+        self._retire_timer = None
+        surplus = len(self._slots) - self._capacity
+        if surplus <= 0 or self._closed:
+            return
+        for slot in [s for s in self._idle if s.extra][:surplus]:
+            self._idle.remove(slot)
+            self._slots.remove(slot)
+            self._retiring.add(slot)
+            slot.status = WorkerStatus.DRAINING
+            logger.info("stopping extra worker %s: capacity is back to %d", slot.id, self._capacity)
+            if slot.proc is not None:
+                slot.proc.send(encode_frame({"stop": True}))
+                slot.proc.close_input()
+        # Extras still busy above capacity are retired when they go idle (see _on_message).
 
     def _send(self, slot: _Slot, batch: list[PoolTask]) -> None:
         wire = []
@@ -597,6 +705,8 @@ class WorkerPool:
             slot.status = WorkerStatus.IDLE
             self._idle.append(slot)
             self._dispatch()
+            if slot.extra and slot.status is WorkerStatus.IDLE and len(self._slots) > self._capacity:
+                self._arm_retire()
 
     def _on_hello(self, slot: _Slot) -> None:
         slot.status = WorkerStatus.IDLE
@@ -607,6 +717,8 @@ class WorkerPool:
             return
         self._idle.append(slot)
         self._dispatch()
+        if slot.extra and slot.status is WorkerStatus.IDLE and len(self._slots) > self._capacity:
+            self._arm_retire()
 
     def _finish(
         self,
@@ -620,7 +732,13 @@ class WorkerPool:
         duration: float,
     ) -> None:
         task.state = _DONE
-        self._held.pop((task.task_id, task.attempt), None)
+        key = (task.task_id, task.attempt)
+        self._held.pop(key, None)
+        if self._lent and key in self._lent:
+            # A finished lease's lent slot is forgotten with it.
+            self._lent.discard(key)
+            self._capacity -= 1
+            self._after_capacity_drop()
         if slot is not None:
             if outcome is Outcome.SUCCEEDED:
                 slot.completed += 1
@@ -634,6 +752,12 @@ class WorkerPool:
 
     def _on_exit(self, slot: _Slot, proc: WorkerProcess, code: int) -> None:
         if slot.proc is not proc:
+            return
+        if slot in self._retiring:
+            self._retiring.discard(slot)
+            slot.status = WorkerStatus.DEAD
+            if code != 0:
+                logger.warning("extra worker %s exited with code %d while stopping", slot.id, code)
             return
         slot.status = WorkerStatus.DEAD
         for handle in (slot.deadline, slot.kill_timer):
@@ -678,14 +802,22 @@ class WorkerPool:
         if self._closed or (self._closing and not self._held):
             # Shutting down with nothing left to run: no replacement needed.
             return
+        if slot.extra and len(self._slots) > self._capacity:
+            # Not needed any more: no replacement.
+            self._slots.remove(slot)
+            self._dispatch()
+            return
         slot.quick_deaths = 0 if was_ready else slot.quick_deaths + 1
         delay = 0.0 if slot.quick_deaths == 0 else min(5.0, 0.1 * 2**slot.quick_deaths)
         if not was_ready:
             logger.error("worker %s %s before it was ready: %s", slot.id, how, proc.diag_tail() or "(no output)")
-        bg = asyncio.create_task(self._respawn(slot, delay), name=f"maos-respawn-{slot.id}")
+        self._background_task(self._respawn(slot, delay), f"maos-respawn-{slot.id}")
+        self._dispatch()
+
+    def _background_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        bg = asyncio.create_task(coro, name=name)
         self._background.add(bg)
         bg.add_done_callback(self._background.discard)
-        self._dispatch()
 
     async def _respawn(self, slot: _Slot, delay: float) -> None:
         if delay:
@@ -715,6 +847,8 @@ class WorkerPool:
             slot.status = WorkerStatus.DEAD
             if not slot.ready.done():
                 slot.ready.set_exception(RuntimeError(f"cannot start worker {slot.id}: {exc}"))
+            if slot.extra and slot in self._slots:
+                self._slots.remove(slot)  # the next dispatch that needs it tries again
             return
         with contextlib.suppress(psutil.Error):
             slot.psutil_proc = psutil.Process(proc.pid)
@@ -778,6 +912,11 @@ class WorkerPool:
             slot.killed_for = head
             if slot.proc is not None:
                 slot.proc.kill()
+
+
+def _warm_last(slot: _Slot) -> bool:
+    """Sort key for the idle list (popped from the end): warm workers last, so they are used first."""
+    return not slot.extra
 
 
 def _signal_name(signum: int) -> str:

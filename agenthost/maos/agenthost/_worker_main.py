@@ -19,6 +19,13 @@ commands on one persistent event loop); a reader thread decodes incoming
 frames (so cancel frames act while a task runs); a flusher thread sends
 buffered events at most FLUSH_DELAY_SECONDS after the oldest one, so a long
 task never holds back the results of the quick ones before it.
+
+Environment: MAOS_ENDPOINT names the control plane for the worker's whole
+life; while a Python task runs, MAOS_TASK_ID, MAOS_ATTEMPT, MAOS_ROOT_ID and
+MAOS_AGENT_TYPE name it (as a command agent's child env does), so the SDK's
+caller metadata and `maosctl` run from agent code know which task calls.
+They are set per task (only the values that changed, rewritten in place:
+see _task_env) and restored once the worker has been idle for a moment.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from maos.client._context import TaskContext
 
 from ._frames import FrameDecoder, decode_body, encode_frame
 from ._runners import CommandSpec, RunnerError, TargetCache, run_command
+from ._task_env import TaskEnv
 
 FLUSH_DELAY_SECONDS = 0.002
 DEFAULT_LOG_TAIL_BYTES = 64 * 1024
@@ -55,6 +63,10 @@ _CAPTURE_ROTATE_BYTES = 8 * 1024 * 1024
 # After the host goes away, give the running task this long before the worker exits anyway.
 _ORPHAN_GRACE_SECONDS = 3.0
 _STATE = struct.Struct("<q")
+_TASK_ENV_KEYS = ("MAOS_TASK_ID", "MAOS_ATTEMPT", "MAOS_ROOT_ID", "MAOS_AGENT_TYPE")
+# The task variables are restored once the worker has had no work for this long (not after every
+# batch: under load the next batch is usually a moment away, and would set them all again).
+_ENV_RESTORE_IDLE_SECONDS = 0.05
 
 
 class _Capture:
@@ -145,6 +157,9 @@ class WorkerRuntime:
         self._cancel_before_start: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._host_gone = threading.Event()
+        if self._endpoint:
+            os.environ["MAOS_ENDPOINT"] = self._endpoint
+        self._task_env = TaskEnv(_TASK_ENV_KEYS)
 
     # ---- main thread ----
 
@@ -156,7 +171,15 @@ class WorkerRuntime:
             self._write_locked(encode_frame({"hello": {"pid": os.getpid(), "worker_id": self.worker_id}}))
         inbox = self._inbox
         while True:
-            batch = inbox.get()
+            if not self._task_env.active:
+                batch = inbox.get()
+            else:
+                try:
+                    batch = inbox.get(timeout=_ENV_RESTORE_IDLE_SECONDS)
+                except queue.Empty:
+                    # Idle: nothing runs a task now, so nothing should claim to be one.
+                    self._task_env.restore()
+                    batch = inbox.get()
             if batch is None:
                 break
             last = len(batch) - 1
@@ -206,6 +229,8 @@ class WorkerRuntime:
             self._current_seq = seq
             self._current_ctx = ctx
             self._cancel_requested = False
+        if ctx is not None:
+            self._task_env.update((ctx.task_id, str(ctx.attempt), ctx.root_id, agent_type))
         if self._state is not None:
             _STATE.pack_into(self._state, 0, seq)
         capture = self._capture

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -104,3 +106,42 @@ def context_view(ctx: TaskContext, input: Any) -> dict[str, Any]:
         "labels": ctx.labels,
         "endpoint": ctx.endpoint,
     }
+
+
+_MAOS_VARS = ("MAOS_ENDPOINT", "MAOS_TASK_ID", "MAOS_ATTEMPT", "MAOS_ROOT_ID", "MAOS_AGENT_TYPE")
+_CHILD_ENV = f"import json, os; print(json.dumps({{k: os.environ.get(k) for k in {_MAOS_VARS!r}}}))"
+
+
+def _env_now() -> dict[str, Any]:
+    """The MAOS_* variables as Python sees them and as a child process inherits them."""
+    out = subprocess.run([sys.executable, "-c", _CHILD_ENV], capture_output=True, text=True, check=True)
+    return {"python": {k: os.environ.get(k) for k in _MAOS_VARS}, "child": json.loads(out.stdout)}
+
+
+def env_view(ctx: TaskContext, input: Any) -> dict[str, Any]:
+    """The task's environment; with {"later": path}, also what a leftover thread sees once the task is over."""
+    if isinstance(input, dict) and input.get("later"):
+        path = input["later"]
+
+        def look_later() -> None:
+            time.sleep(0.5)
+            with open(path + ".tmp", "w") as f:
+                json.dump(_env_now(), f)
+            os.rename(path + ".tmp", path)
+
+        threading.Thread(target=look_later, daemon=True).start()
+    return _env_now()
+
+
+def spawn_failing_child(ctx: TaskContext, input: Any) -> Any:
+    """Waits on a child that raises: the wait raises FailedPrecondition naming it."""
+    return ctx.spawn_and_wait("fail please", agent_type="raiser", input=3)
+
+
+async def async_spawner(ctx: TaskContext, input: Any) -> Any:
+    """Two async_double children of input and input + 1, through the async client."""
+    n = int(input)
+    ids = await ctx.spawn_many_async(
+        [{"description": f"double {v}", "agent_type": "async_double", "input": v} for v in (n, n + 1)]
+    )
+    return await ctx.wait_async(ids, timeout=30)

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc.aio
 import pytest
 from maos.agenthost import WorkerPool
+from maos.v1 import hosts_pb2_grpc, tasks_pb2_grpc
 
-from tests.integration.agenthost.agenthost_support import HERE, Collector, PoolFactory, all_profiles
+from tests.integration.agenthost.agenthost_support import (
+    HERE,
+    Collector,
+    FakeControlPlane,
+    FakeTasks,
+    PoolFactory,
+    all_profiles,
+)
 
 
 @pytest.fixture
@@ -38,3 +47,17 @@ async def make_pool(collector: Collector) -> AsyncIterator[PoolFactory]:
     yield factory
     for pool in pools:
         await pool.shutdown(grace=1.0)
+
+
+@pytest.fixture
+async def fake_cp() -> AsyncIterator[tuple[FakeControlPlane, str]]:
+    """A scripted HostService (and a minimal TaskService, for agents that spawn and wait) on port 0."""
+    server = grpc.aio.server()
+    cp = FakeControlPlane()
+    cp.tasks = FakeTasks(cp)  # type: ignore[abstract]  # only the calls agents make
+    hosts_pb2_grpc.add_HostServiceServicer_to_server(cp, server)
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(cp.tasks, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield cp, f"127.0.0.1:{port}"
+    await server.stop(grace=None)

@@ -8,123 +8,15 @@ results after a reconnect, cancel, drain and shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
 import grpc.aio
 import orjson
-import pytest
-from maos.agenthost import AgentHost, AgentHostConfig
+from maos.agenthost import AgentHost
 from maos.v1 import common_pb2, hosts_pb2, hosts_pb2_grpc
-from maos.wire import decode_envelope, encode_envelope, json_payload
+from maos.wire import json_payload
 
-from tests.integration.agenthost.agenthost_support import HERE, all_profiles
-
-
-class FakeControlPlane(hosts_pb2_grpc.HostServiceServicer):
-    """Answers Register with Registered, records every item, sends what a test queues, acks on request."""
-
-    def __init__(self) -> None:
-        self.registers: list[hosts_pb2.Register] = []
-        self.items: list[hosts_pb2.HostItem] = []
-        self.auto_ack = True
-        self.cond = asyncio.Condition()
-        self._out: asyncio.Queue[hosts_pb2.ControlItem | None] | None = None
-
-    async def Connect(
-        self, request_iterator: AsyncIterator[common_pb2.Envelope], context: Any
-    ) -> AsyncIterator[common_pb2.Envelope]:
-        it = request_iterator.__aiter__()
-        first = decode_envelope(await anext(it), hosts_pb2.HostItems)
-        assert first.items[0].WhichOneof("item") == "register"
-        out: asyncio.Queue[hosts_pb2.ControlItem | None] = asyncio.Queue()
-        self._out = out
-        out.put_nowait(
-            hosts_pb2.ControlItem(
-                registered=hosts_pb2.Registered(host_id=first.items[0].register.host_id, heartbeat_interval_seconds=0.2)
-            )
-        )
-        async with self.cond:
-            self.registers.append(first.items[0].register)
-            self.cond.notify_all()
-
-        async def read() -> None:
-            async for envelope in it:
-                items = decode_envelope(envelope, hosts_pb2.HostItems)
-                async with self.cond:
-                    for item in items.items:
-                        self.items.append(item)
-                        if self.auto_ack and item.WhichOneof("item") == "result":
-                            lease = hosts_pb2.Lease(task_id=item.result.task_id, attempt=item.result.attempt)
-                            out.put_nowait(hosts_pb2.ControlItem(result_ack=hosts_pb2.ResultAck(leases=[lease])))
-                    self.cond.notify_all()
-
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                item = await out.get()
-                if item is None:
-                    return  # the test dropped the stream
-                yield encode_envelope(hosts_pb2.ControlItems(items=[item]), 1)
-        finally:
-            reader.cancel()
-
-    async def ListHosts(self, request: Any, context: Any) -> Any:  # not used by the host
-        raise NotImplementedError
-
-    async def DrainHost(self, request: Any, context: Any) -> Any:  # not used by the host
-        raise NotImplementedError
-
-    def send(self, **kwargs: Any) -> None:
-        assert self._out is not None
-        self._out.put_nowait(hosts_pb2.ControlItem(**kwargs))
-
-    def drop(self) -> None:
-        assert self._out is not None
-        self._out.put_nowait(None)
-
-    async def wait_until(self, predicate: Callable[[], bool], within: float = 15.0) -> None:
-        async with self.cond:
-            await asyncio.wait_for(self.cond.wait_for(predicate), within)
-
-    def of_kind(self, kind: str) -> list[Any]:
-        return [getattr(i, kind) for i in self.items if i.WhichOneof("item") == kind]
-
-    def result(self, task_id: str) -> hosts_pb2.TaskResult | None:
-        return next((r for r in self.of_kind("result") if r.task_id == task_id), None)
-
-
-@pytest.fixture
-async def fake_cp() -> AsyncIterator[tuple[FakeControlPlane, str]]:
-    server = grpc.aio.server()
-    cp = FakeControlPlane()
-    hosts_pb2_grpc.add_HostServiceServicer_to_server(cp, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield cp, f"127.0.0.1:{port}"
-    await server.stop(grace=None)
-
-
-def config(endpoint: str, **kwargs: Any) -> AgentHostConfig:
-    defaults: dict[str, Any] = {
-        "controlplane": endpoint,
-        "workers": 1,
-        "host_id": "host-under-test",
-        "kill_grace_seconds": 0.5,
-        "shutdown_grace_seconds": 1.0,
-        "python_path": (str(HERE),),
-        "reconnect_initial_seconds": 0.05,
-        "reconnect_max_seconds": 0.2,
-    }
-    defaults.update(kwargs)
-    return AgentHostConfig(**defaults)
-
-
-def assignment(task_id: str, agent_type: str, value: Any = None, **kwargs: Any) -> hosts_pb2.Assignment:
-    return hosts_pb2.Assignment(
-        task_id=task_id, attempt=1, agent_type=agent_type, input=json_payload(value), root_id=task_id, **kwargs
-    )
+from tests.integration.agenthost.agenthost_support import FakeControlPlane, all_profiles, assignment, config
 
 
 async def test_register_run_report_heartbeat(fake_cp: tuple[FakeControlPlane, str]) -> None:

@@ -66,3 +66,32 @@ async def test_snapshot_without_follow_prints_once(monkeypatch) -> None:
     assert client.watch_calls == []
     assert not view.root_final
     assert out.getvalue().splitlines()[2] == "pending 0 · queued 1 · running 0 · completed 0"
+
+
+class FinishesWhileLooking(FakeClient):
+    """The root is running at GetTask and final by the ListTasks that follows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listings: list[object] = []
+
+    async def list_tasks(self, **kwargs: object) -> AsyncIterator[S.Task]:
+        self.listings.append(kwargs.get("include_result"))
+        done = S.Task(id="c", root_id="r", parent_id="r", status=S.TASK_STATUS_COMPLETED, last_seq=4)
+        done.spec.description = "child"
+        if kwargs.get("include_result"):
+            done.result.CopyFrom(json_payload("the answer"))
+        final_root = S.Task(id="r", root_id="r", group=True, status=S.TASK_STATUS_COMPLETED, last_seq=4)
+        final_root.spec.description = "root"
+        for task in (final_root, done):
+            yield task
+
+
+async def test_a_tree_that_ends_between_the_first_fetches_still_gets_its_results() -> None:
+    client = FinishesWhileLooking()
+    out = io.StringIO()
+    view = await follow_progress(client, "r", out)  # type: ignore[arg-type]
+    assert client.listings == [False, True]
+    assert client.watch_calls == []
+    assert out.getvalue().rstrip().endswith("── child ──\nthe answer")
+    assert view.root_final

@@ -29,6 +29,8 @@ TASK_KEYS = [
     "type",
     "agent_type",
     "priority",
+    "effective_priority",
+    "workflow_key",
     "group",
     "attempt",
     "host_id",
@@ -37,6 +39,10 @@ TASK_KEYS = [
     "labels",
     "timeout_seconds",
     "max_retries",
+    "retry",
+    "on_dependency_failure",
+    "queue_timeout_seconds",
+    "required_capabilities",
     "idempotency_key",
     "created_at",
     "queued_at",
@@ -46,6 +52,8 @@ TASK_KEYS = [
     "progress",
     "error",
     "last_seq",
+    "plan",
+    "attempts",
 ]
 
 

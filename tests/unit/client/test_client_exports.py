@@ -20,6 +20,7 @@ def test_exported_members() -> None:
             "AsyncClient",
             "Client",
             "SpecLike",
+            "SpecOptions",
             "TaskContext",
             "agent_status_name",
             "from_rpc_error",

@@ -446,5 +446,10 @@ def test_attempts_are_recorded_with_host_agent_and_error() -> None:
     o.on_result("h1", failed("a"), T0 + 2)
     d = o.take()
     first = d.attempts[("a", 1)]
-    assert (first.host_id, first.agent_id, first.status, first.error_kind) == ("h1", "w0", TaskStatus.FAILED, "exception")
+    assert (first.host_id, first.agent_id, first.status, first.error_kind) == (
+        "h1",
+        "w0",
+        TaskStatus.FAILED,
+        "exception",
+    )
     assert first.dispatched_at == T0 and first.started_at == T0 + 1 and first.finished_at == T0 + 2

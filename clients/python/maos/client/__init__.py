@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._errors import from_rpc_error as from_rpc_error
     from ._specs import SUBMIT_BATCH_LIMIT as SUBMIT_BATCH_LIMIT
     from ._specs import SpecLike as SpecLike
+    from ._specs import SpecOptions as SpecOptions
     from ._specs import task_input as task_input
     from ._specs import task_result as task_result
     from ._specs import task_spec as task_spec
@@ -63,6 +64,7 @@ _LAZY: dict[str, str] = {
     "from_rpc_error": "._errors",
     "SUBMIT_BATCH_LIMIT": "._specs",
     "SpecLike": "._specs",
+    "SpecOptions": "._specs",
     "task_input": "._specs",
     "task_result": "._specs",
     "task_spec": "._specs",
@@ -89,6 +91,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "SpecLike",
+    "SpecOptions",
     "TaskContext",
     "agent_status_name",
     "from_rpc_error",

@@ -8,11 +8,20 @@
         ctx.log("done")                # lands in the task's log
         return {"rows": len(rows)}
 
+Agents grow the task graph at run time: `ctx.spawn(...)` submits a child task
+(parent = this task) and `ctx.wait(ids)` blocks until the children are final
+and returns their results; `spawn_async` / `wait_async` do the same in async
+agents:
+
+    def fan_out(ctx: TaskContext, data: Any) -> int:
+        ids = ctx.spawn_many([{"description": f"part {i}", "agent_type": "worker", "input": i} for i in range(4)])
+        return sum(ctx.wait(ids))
+
 The worker process builds one per task attempt and connects it to the worker
 runtime through a small `ContextRuntime` object. This module must stay light:
-agent workers import it, so it never imports grpc or the rest of the SDK.
-Later versions add spawn/wait/send/state methods that go through the same
-runtime object.
+agent workers import it, so it never imports grpc or the rest of the SDK at
+import time; the first spawn or wait in a worker process imports the SDK and
+opens one client that later tasks of that process reuse.
 """
 
 from __future__ import annotations
@@ -20,7 +29,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from maos.v1 import common_pb2
+
+    from ._async_client import AsyncClient
+    from ._sync_client import Client
 
 __all__ = ["PROGRESS_MIN_INTERVAL_SECONDS", "ContextRuntime", "TaskContext"]
 
@@ -48,6 +66,15 @@ class TaskContext:
     agent_type, input (the decoded JSON input), dependencies (one dict per
     dependency: task_id, key, status, result, description), labels, endpoint
     (the control plane address).
+
+    Waiting on children does not deadlock a full pool: while an agent waits
+    (`wait`, `wait_async`, `spawn_and_wait`, or `maosctl task wait` from a
+    command agent), the control plane lends its worker slot to other tasks.
+    A waiting parent lends its slot; the host may run one extra worker
+    process per waiting parent, so a deep recursion costs one process per
+    level of blocked parents (and a wide tree of blocked parents one per
+    parent). Spawn from agents whose profile has batch_size 1 (the default),
+    so no task queues behind a waiting parent in its worker.
     """
 
     __slots__ = (
@@ -56,6 +83,7 @@ class TaskContext:
         "_lock",
         "_pending",
         "_runtime",
+        "_waiting",
         "agent_type",
         "attempt",
         "dependencies",
@@ -99,6 +127,8 @@ class TaskContext:
         self._pending: tuple[float, str] | None = None
         # Created on first use: most tasks never report progress.
         self._lock: threading.Lock | None = None
+        # The client of a blocking wait in progress, closed by a cancel so the wait ends at once.
+        self._waiting: Client | None = None
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt}, agent_type={self.agent_type!r})"
@@ -151,13 +181,225 @@ class TaskContext:
         stream.write(message if message.endswith("\n") else message + "\n")
         stream.flush()
 
+    # ---- child tasks ----
+
+    def spawn(
+        self,
+        description: str,
+        *,
+        agent_type: str | None = None,
+        input: Any = None,
+        priority: str | int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        depends_on: Iterable[str] = (),
+    ) -> str:
+        """Submit a child task of this one and return its id (it runs wherever the control plane places it).
+
+        `agent_type` None lets the control plane choose; `timeout` is the
+        child's own run-time limit in seconds. Raises maos.errors on a bad spec
+        or an unreachable control plane.
+        """
+        task = _client(self.endpoint).submit_task(
+            description,
+            agent_type=agent_type,
+            input=input,
+            priority=priority,
+            timeout=timeout,
+            max_retries=max_retries,
+            labels=labels,
+            depends_on=depends_on,
+            parent_id=self.task_id,
+        )
+        return task.id
+
+    def spawn_many(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Submit many children in one SubmitTasks call; their ids in order.
+
+        Each spec is a dict of `spawn`'s arguments (`description` required);
+        the parent is always this task.
+        """
+        tasks = _client(self.endpoint).submit_tasks([self._child_spec(spec) for spec in specs])
+        return [task.id for task in tasks]
+
+    def wait(self, ids: Sequence[str], timeout: float | None = None) -> list[Any]:
+        """Block until every task in `ids` is final; their decoded results, in the order of `ids`.
+
+        Raises maos.errors.FailedPrecondition (naming the child, its status and
+        error) if any did not complete, DeadlineExceeded if `timeout` seconds
+        pass first. This task's worker slot is lent to other tasks meanwhile.
+        Cancelling this task ends the wait at once (asyncio.CancelledError).
+        In an async agent use `wait_async`.
+        """
+        wanted = _ids(ids)
+        if not wanted:
+            return []
+        client = _client(self.endpoint)
+        self._waiting = client
+        try:
+            if self._cancelled:
+                raise _cancelled_while_waiting()
+            tasks = client.wait_tasks(wanted, timeout=timeout, include_result=True)
+        except Exception as exc:
+            if self._cancelled:
+                raise _cancelled_while_waiting() from exc
+            raise
+        finally:
+            self._waiting = None
+        return _child_results(wanted, tasks, timeout)
+
+    def spawn_and_wait(self, description: str, *, wait_timeout: float | None = None, **options: Any) -> Any:
+        """`spawn` one child (same arguments) and `wait` for it; its result."""
+        return self.wait([self.spawn(description, **options)], timeout=wait_timeout)[0]
+
+    async def spawn_async(
+        self,
+        description: str,
+        *,
+        agent_type: str | None = None,
+        input: Any = None,
+        priority: str | int | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the child's run-time limit, not a wait
+        max_retries: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        depends_on: Iterable[str] = (),
+    ) -> str:
+        """`spawn` for async agents."""
+        task = await _async_client(self.endpoint).submit_task(
+            description,
+            agent_type=agent_type,
+            input=input,
+            priority=priority,
+            timeout=timeout,
+            max_retries=max_retries,
+            labels=labels,
+            depends_on=depends_on,
+            parent_id=self.task_id,
+        )
+        return task.id
+
+    async def spawn_many_async(self, specs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """`spawn_many` for async agents."""
+        tasks = await _async_client(self.endpoint).submit_tasks([self._child_spec(spec) for spec in specs])
+        return [task.id for task in tasks]
+
+    async def wait_async(
+        self,
+        ids: Sequence[str],
+        timeout: float | None = None,  # noqa: ASYNC109 - the server bounds the wait, like AsyncClient.wait_tasks
+    ) -> list[Any]:
+        """`wait` for async agents (cancelling the agent cancels the wait)."""
+        wanted = _ids(ids)
+        if not wanted:
+            return []
+        tasks = await _async_client(self.endpoint).wait_tasks(wanted, timeout=timeout, include_result=True)
+        return _child_results(wanted, tasks, timeout)
+
+    def _child_spec(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"each child spec must be a dict of spawn() arguments, got {type(spec).__name__}")
+        parent = spec.get("parent_id")
+        if parent not in (None, "", self.task_id):
+            from maos.errors import InvalidArgument
+
+            raise InvalidArgument(f"a child spawned by task {self.task_id} cannot name parent_id {parent!r}")
+        return {**spec, "parent_id": self.task_id}
+
     # ---- for the worker runtime ----
 
     def _cancel(self) -> None:
-        """Mark the task cancelled (cooperative: agent code polls `cancelled`)."""
+        """Mark the task cancelled (cooperative: agent code polls `cancelled`); end a blocking wait."""
         self._cancelled = True
+        client = self._waiting
+        if client is not None:
+            _discard_client(client)
 
     def _close(self) -> None:
         """The attempt is over: deliver the last held-back progress, then detach from the runtime."""
         self.flush_progress()
         self._runtime = None
+
+
+# One SDK client per endpoint per process (per event loop for async), made on first use: a worker
+# process runs many tasks, and reconnecting for each would cost more than the task.
+_clients_lock = threading.Lock()
+_clients: dict[str, Client] = {}
+_async_clients: dict[str, tuple[asyncio.AbstractEventLoop, AsyncClient]] = {}
+
+
+def _client(endpoint: str) -> Client:
+    client = _clients.get(endpoint)
+    if client is None:
+        from ._sync_client import Client
+
+        with _clients_lock:
+            client = _clients.get(endpoint)
+            if client is None:
+                client = _clients[endpoint] = Client(endpoint or None)
+    return client
+
+
+def _discard_client(client: Client) -> None:
+    """Close a client (cancelling its calls in flight) and make the next use open a new one."""
+    with _clients_lock:
+        for endpoint, known in list(_clients.items()):
+            if known is client:
+                del _clients[endpoint]
+    client.close()
+
+
+def _async_client(endpoint: str) -> AsyncClient:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    entry = _async_clients.get(endpoint)
+    if entry is None or entry[0] is not loop:
+        from ._async_client import AsyncClient
+
+        # A grpc.aio channel belongs to the loop it was opened on.
+        entry = _async_clients[endpoint] = (loop, AsyncClient(endpoint or None))
+    return entry[1]
+
+
+def _ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise TypeError("wait() takes a list of task ids; for one id write wait([task_id])")
+    return list(ids)
+
+
+def _cancelled_while_waiting() -> BaseException:
+    import asyncio
+
+    return asyncio.CancelledError("the task was cancelled while waiting on its children")
+
+
+def _child_results(ids: list[str], tasks: Sequence[common_pb2.Task], timeout: float | None) -> list[Any]:
+    from maos.errors import DeadlineExceeded, FailedPrecondition
+    from maos.v1 import common_pb2
+
+    from ._enums import is_final, status_name
+    from ._specs import task_result
+
+    by_id = {task.id: task for task in tasks}
+    missing = [task_id for task_id in ids if task_id not in by_id]
+    if missing:
+        raise FailedPrecondition(f"the control plane did not report on task(s) {', '.join(missing)}")
+    unfinished = [by_id[task_id] for task_id in ids if not is_final(by_id[task_id].status)]
+    if unfinished:
+        listed = ", ".join(f"{t.id} ({status_name(t.status)})" for t in unfinished[:5])
+        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
+        after = f" after {timeout:g}s" if timeout is not None else ""
+        raise DeadlineExceeded(f"child tasks still not finished{after}: {listed}{more}")
+    failed = [by_id[task_id] for task_id in ids if by_id[task_id].status != common_pb2.TASK_STATUS_COMPLETED]
+    if failed:
+        first = failed[0]
+        message = f"child task {first.id} {status_name(first.status)}"
+        if first.error.kind or first.error.message:
+            message += f": {first.error.message or first.error.kind}"
+            if first.error.kind and first.error.message:
+                message += f" ({first.error.kind})"
+        if len(failed) > 1:
+            message += f"; {len(failed) - 1} more child task(s) did not complete either"
+        raise FailedPrecondition(message)
+    return [task_result(by_id[task_id]) for task_id in ids]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Generic, Protocol, TypeVar
 
 from maos.errors import InvalidArgument
-from maos.v1 import common_pb2, hosts_pb2
+from maos.v1 import common_pb2, hosts_pb2, templates_pb2
 
 _V = TypeVar("_V", bound=int)
 
@@ -62,6 +62,11 @@ PRIORITY = EnumNames("priority", common_pb2.Priority, "PRIORITY_", unspecified="
 TASK_TYPE = EnumNames("task type", common_pb2.TaskType, "TASK_TYPE_", unspecified="custom")
 HOST_STATUS = EnumNames("host status", hosts_pb2.HostStatus, "HOST_STATUS_")
 AGENT_STATUS = EnumNames("agent status", hosts_pb2.AgentStatus, "AGENT_STATUS_")
+# An unset policy is treated as FAIL by the control plane.
+DEPENDENCY_FAILURE = EnumNames(
+    "dependency failure policy", common_pb2.DependencyFailurePolicy, "DEPENDENCY_FAILURE_POLICY_", unspecified="fail"
+)
+BATCH_STATE = EnumNames("batch state", templates_pb2.BatchState, "BATCH_STATE_")
 
 FINAL_STATUSES: frozenset[int] = frozenset(
     {
@@ -101,6 +106,21 @@ def parse_task_type(name: str | int) -> common_pb2.TaskType.ValueType:
 def task_type_name(value: int) -> str:
     """The name of a TaskType ("analysis"); TASK_TYPE_UNSPECIFIED reads "custom"."""
     return TASK_TYPE.name(value)
+
+
+def parse_dependency_failure(name: str | int) -> common_pb2.DependencyFailurePolicy.ValueType:
+    """DependencyFailurePolicy for "fail", "skip" or "continue"; raises InvalidArgument."""
+    return DEPENDENCY_FAILURE.parse(name)
+
+
+def dependency_failure_name(value: int) -> str:
+    """The name of a DependencyFailurePolicy ("skip"); unset reads "fail", as the server treats it."""
+    return DEPENDENCY_FAILURE.name(value)
+
+
+def batch_state_name(value: int) -> str:
+    """The name of a BatchState: "open" or "submitted"."""
+    return BATCH_STATE.name(value)
 
 
 def host_status_name(value: int) -> str:

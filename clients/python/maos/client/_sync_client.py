@@ -6,7 +6,7 @@ import time
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import grpc
 from maos.errors import DeadlineExceeded
@@ -20,12 +20,22 @@ from maos.v1 import (
     hosts_pb2_grpc,
     tasks_pb2,
     tasks_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
 )
 
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
-from ._specs import SpecLike, list_request, submit_batches, task_spec, workflow_request
+from ._requests import (
+    DEFAULT_PLAN_TEMPLATE,
+    add_to_batch_request,
+    create_template_request,
+    plan_request,
+    submit_from_template_request,
+    update_request,
+)
+from ._specs import SpecLike, SpecOptions, list_request, submit_batches, task_spec, workflow_request
 from ._waiting import WAIT_CHUNK_SECONDS, WaitClock
 
 _Req = TypeVar("_Req")
@@ -39,6 +49,8 @@ class _Stubs:
     hosts: hosts_pb2_grpc.HostServiceStub
     agents: agents_pb2_grpc.AgentServiceStub
     admin: admin_pb2_grpc.AdminServiceStub
+    templates: templates_pb2_grpc.TemplateServiceStub
+    batches: templates_pb2_grpc.BatchServiceStub
 
 
 class Client:
@@ -62,6 +74,8 @@ class Client:
                 hosts_pb2_grpc.HostServiceStub(channel),
                 agents_pb2_grpc.AgentServiceStub(channel),
                 admin_pb2_grpc.AdminServiceStub(channel),
+                templates_pb2_grpc.TemplateServiceStub(channel),
+                templates_pb2_grpc.BatchServiceStub(channel),
             )
         return self._open_stubs
 
@@ -94,41 +108,16 @@ class Client:
     # ---- tasks -------------------------------------------------------------
 
     def submit_task(
-        self,
-        description: str,
-        *,
-        type: str | int | None = None,
-        agent_type: str | None = None,
-        priority: str | int | None = None,
-        input: Any = None,
-        depends_on: Iterable[str] = (),
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        labels: Mapping[str, str] | None = None,
-        parent_id: str | None = None,
-        idempotency_key: str | None = None,
-        wait: float | None = None,
+        self, description: str, *, wait: float | None = None, **options: Unpack[SpecOptions]
     ) -> common_pb2.Task:
         """Submit one task and return it as stored (QUEUED, or PENDING on dependencies).
 
-        With `wait` (seconds), the same call also waits for the task to end and
-        returns it with its result — one round trip; check `status`, since it may
-        still be unfinished when the wait runs out.
+        `options` are the fields of `task_spec` (agent_type, priority, input,
+        depends_on, retries, timeouts, ...). With `wait` (seconds), the same call
+        also waits for the task to end and returns it with its result — one round
+        trip; check `status`, since it may still be unfinished when the wait runs out.
         """
-        spec = task_spec(
-            description,
-            type=type,
-            agent_type=agent_type,
-            priority=priority,
-            input=input,
-            depends_on=depends_on,
-            timeout=timeout,
-            max_retries=max_retries,
-            labels=labels,
-            parent_id=parent_id,
-            idempotency_key=idempotency_key,
-        )
-        request = tasks_pb2.SubmitTaskRequest(spec=spec, wait_seconds=wait or 0.0)
+        request = tasks_pb2.SubmitTaskRequest(spec=task_spec(description, **options), wait_seconds=wait or 0.0)
         reply: tasks_pb2.SubmitTaskResponse = self._call(
             self._stubs().tasks.SubmitTask, request, self.timeout + (wait or 0.0)
         )
@@ -259,6 +248,137 @@ class Client:
                 f"task {task_id} is still {status_name(task.status)} after {time.monotonic() - started:.1f}s of waiting"
             )
         return task
+
+    def update_task(self, task_id: str, *, priority: str | int | None = None) -> common_pb2.Task:
+        """Change a queued or pending task's priority ("critical" .. "low"); returns the task."""
+        task: common_pb2.Task = self._call(self._stubs().tasks.UpdateTask, update_request(task_id, priority=priority))
+        return task
+
+    def plan_task(
+        self,
+        description: str,
+        *,
+        template: str = DEFAULT_PLAN_TEMPLATE,
+        aspects: Iterable[str] = (),
+        shards: Iterable[str] = (),
+        stream_agent_type: str | None = None,
+        synthesis_agent_type: str | None = None,
+        max_agents: int = 0,
+        dry_run: bool = False,
+        **options: Unpack[SpecOptions],
+    ) -> tasks_pb2.PlanTaskResponse:
+        """Decompose a task with a planner template and submit the workflow (or, with `dry_run`, only plan it).
+
+        "parallel-synthesis" makes one stream per aspect (or data shard), all in
+        parallel, then a synthesis task after them; `max_agents` > 0 groups the
+        streams into at most that many. `options` (task_spec fields) describe
+        the task being decomposed. The reply has the root, the node -> task id
+        map, the nodes as submitted and the plan with its estimated speedup.
+        """
+        request = plan_request(
+            description,
+            template=template,
+            aspects=aspects,
+            shards=shards,
+            stream_agent_type=stream_agent_type,
+            synthesis_agent_type=synthesis_agent_type,
+            max_agents=max_agents,
+            dry_run=dry_run,
+            options=options,
+        )
+        reply: tasks_pb2.PlanTaskResponse = self._call(self._stubs().tasks.PlanTask, request)
+        return reply
+
+    # ---- templates ---------------------------------------------------------
+
+    def create_template(
+        self,
+        name: str,
+        *,
+        from_task_id: str | None = None,
+        spec: SpecLike | None = None,
+        description: str = "",
+    ) -> templates_pb2.Template:
+        """Save a task spec under `name`: a task's (`from_task_id`) or the given one.
+
+        `{placeholders}` in its description and in the string values of its
+        input become the template's parameters.
+        """
+        request = create_template_request(name, from_task_id=from_task_id, spec=spec, description=description)
+        template: templates_pb2.Template = self._call(self._stubs().templates.CreateTemplate, request)
+        return template
+
+    def get_template(self, name: str) -> templates_pb2.Template:
+        """One template; NotFound if no template has that name."""
+        request = templates_pb2.GetTemplateRequest(name=name)
+        template: templates_pb2.Template = self._call(self._stubs().templates.GetTemplate, request)
+        return template
+
+    def list_templates(self) -> list[templates_pb2.Template]:
+        """Every template, by name."""
+        request = templates_pb2.ListTemplatesRequest()
+        reply: templates_pb2.ListTemplatesResponse = self._call(self._stubs().templates.ListTemplates, request)
+        return list(reply.templates)
+
+    def delete_template(self, name: str) -> templates_pb2.Template:
+        """Delete a template; returns it as it was."""
+        request = templates_pb2.DeleteTemplateRequest(name=name)
+        template: templates_pb2.Template = self._call(self._stubs().templates.DeleteTemplate, request)
+        return template
+
+    def submit_from_template(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        wait: float | None = None,
+        **overrides: Unpack[SpecOptions],
+    ) -> common_pb2.Task:
+        """Fill the template's placeholders from `params` and submit the task.
+
+        `overrides` (task_spec fields: priority, labels, parent_id, ...) replace
+        the template's values; `wait` works as in `submit_task`.
+        """
+        request = submit_from_template_request(name, params, overrides=overrides, wait=wait)
+        reply: tasks_pb2.SubmitTaskResponse = self._call(
+            self._stubs().templates.SubmitFromTemplate, request, self.timeout + (wait or 0.0)
+        )
+        return reply.task
+
+    # ---- batches -----------------------------------------------------------
+
+    def create_batch(self, name: str) -> templates_pb2.Batch:
+        """Open a named batch: drafts of tasks, submitted together later."""
+        batch: templates_pb2.Batch = self._call(
+            self._stubs().batches.CreateBatch, templates_pb2.CreateBatchRequest(name=name)
+        )
+        return batch
+
+    def add_to_batch(self, name: str, specs: Iterable[SpecLike]) -> templates_pb2.Batch:
+        """Add task specs to an open batch; returns the batch."""
+        batch: templates_pb2.Batch = self._call(self._stubs().batches.AddToBatch, add_to_batch_request(name, specs))
+        return batch
+
+    def submit_batch(self, name: str) -> templates_pb2.Batch:
+        """Submit every task of the batch (all or none); the batch's task_ids are in spec order."""
+        batch: templates_pb2.Batch = self._call(
+            self._stubs().batches.SubmitBatch, templates_pb2.SubmitBatchRequest(name=name)
+        )
+        return batch
+
+    def get_batch(self, name: str) -> templates_pb2.Batch:
+        """One batch, with its tasks' counts by status once submitted."""
+        batch: templates_pb2.Batch = self._call(
+            self._stubs().batches.GetBatch, templates_pb2.GetBatchRequest(name=name)
+        )
+        return batch
+
+    def list_batches(self) -> list[templates_pb2.Batch]:
+        """Every batch."""
+        reply: templates_pb2.ListBatchesResponse = self._call(
+            self._stubs().batches.ListBatches, templates_pb2.ListBatchesRequest()
+        )
+        return list(reply.batches)
 
     # ---- hosts, agents, admin ----------------------------------------------
 

@@ -47,6 +47,19 @@ def topological_order(edges: Mapping[str, Sequence[str]], *, max_nodes: int, max
             if remaining[child] == 0:
                 ready.append(child)
     if len(order) != len(edges):
-        stuck = sorted(key for key, n in remaining.items() if n > 0)
-        raise InvalidArgument(f"dependency cycle among nodes {', '.join(map(repr, stuck[:10]))}")
+        cycle = _find_cycle(edges, {key for key, n in remaining.items() if n > 0})
+        raise InvalidArgument(f"dependency cycle among nodes {', '.join(map(repr, cycle[:10]))}")
     return order
+
+
+def _find_cycle(edges: Mapping[str, Sequence[str]], stuck: set[str]) -> list[str]:
+    """The nodes of one cycle, sorted. Every stuck node waits on another stuck node, so
+    walking dependencies among them must revisit a node; the walk from there is a cycle."""
+    node = min(stuck)
+    seen: dict[str, int] = {}
+    path: list[str] = []
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(dep for dep in edges[node] if dep in stuck)
+    return sorted(path[seen[node] :])

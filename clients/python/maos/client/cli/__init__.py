@@ -1,17 +1,36 @@
 """`maosctl`: the MAOS command line (click).
 
-Commands live in small modules: _tasks (task ...), _hosts (host/agent/status),
-_daemons (controlplane, agenthost, up); output helpers in _output/_views, the
-live display in _progress, the demo in _demo.
+Commands live in small modules: _tasks (task ...), _task_graph (task priority,
+plan, submit-from-template), _workflow, _batches, _templates, _hosts
+(host/agent/status), _daemons (controlplane, agenthost, up); output helpers
+in _output and the *_views modules, the live display in _progress, the demo
+in _demo.
 """
 
 from ._app import cli as cli
 from ._app import main as main
+from ._batches import batch_group
 from ._daemons import agenthost, controlplane, up
 from ._hosts import agent_group, host_group, status
+from ._task_graph import plan, priority, submit_from_template
 from ._tasks import task_group
+from ._templates import template_group
+from ._workflow import workflow_group
 
-for _command in (task_group, host_group, agent_group, status, up, controlplane, agenthost):
+for _task_command in (priority, plan, submit_from_template):
+    task_group.add_command(_task_command)
+for _command in (
+    task_group,
+    workflow_group,
+    batch_group,
+    template_group,
+    host_group,
+    agent_group,
+    status,
+    up,
+    controlplane,
+    agenthost,
+):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

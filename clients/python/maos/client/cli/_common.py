@@ -116,3 +116,22 @@ def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
             raise InvalidArgument(f"--label {pair!r} must look like key=value")
         labels[key.strip()] = value
     return labels
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """Template parameters from --params JSON: a JSON object of name -> value ({} when not given).
+
+    Checked before any RPC: not JSON, or JSON that is not an object, is one clear error.
+    """
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(
+            f"--params is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        kind = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        raise InvalidArgument(f'--params must be a JSON object of name -> value (like {{"n": 3}}), got {kind}')
+    return value

@@ -15,6 +15,8 @@ import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
 ELLIPSIS = "…"
+BAR_FULL = "█"
+BAR_EMPTY = "░"
 
 
 def truncate(text: str, width: int) -> str:
@@ -23,6 +25,12 @@ def truncate(text: str, width: int) -> str:
     if width <= 0 or len(flat) <= width:
         return flat
     return flat[: max(width - 1, 0)] + ELLIPSIS
+
+
+def progress_bar(fraction: float, width: int) -> str:
+    """ "[████░░░░]": `fraction` (clamped to 0..1) of `width` cells filled."""
+    filled = round(min(max(fraction, 0.0), 1.0) * width)
+    return f"[{BAR_FULL * filled}{BAR_EMPTY * (width - filled)}]"
 
 
 def render_table(

@@ -160,9 +160,13 @@ async def follow_progress(
     root = await client.get_task(task_id)
     view = ProgressView(root, names=dict(names or {}))
     follower = ProgressFollower(client, view, out, live=is_tty(out))
-    await follower.refresh(include_result=view.root_final or not follow)
+    with_results = view.root_final or not follow
+    await follower.refresh(include_result=with_results)
     if follow and not view.root_final:
         await follower.run()
+    elif view.root_final and not with_results:
+        # The tree finished between the two fetches: the listing above had no results.
+        await follower.refresh(include_result=True)
     if follower.live:
         follower.draw()
     else:

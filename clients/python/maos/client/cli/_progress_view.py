@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from maos.v1 import common_pb2
 
 from .._enums import is_final, status_name
-from ._output import duration, render_table, timestamp, truncate
+from ._output import duration, progress_bar, render_table, timestamp, truncate
 from ._views import progress_text
 
-_BAR_FULL = "█"
-_BAR_EMPTY = "░"
 _RUNNING = common_pb2.TASK_STATUS_RUNNING
 
 
@@ -167,11 +165,10 @@ class ProgressView:
         head = f"{truncate(self.name(root), max(width - 40, 20))}  {root.id}  {status_name(root.status)}  {age}"
         fraction = self.fraction()
         bar_width = max(min(width - 30, 40), 10)
-        filled = round(fraction * bar_width)
         finished = sum(1 for t in self.children.values() if is_final(t.status))
         total = len(self.children)
         tally = f"{finished}/{total} done" if total else status_name(root.status)
-        lines = [head, f"[{_BAR_FULL * filled}{_BAR_EMPTY * (bar_width - filled)}] {fraction:4.0%}  {tally}"]
+        lines = [head, f"{progress_bar(fraction, bar_width)} {fraction:4.0%}  {tally}"]
         if total:
             lines.append(" · ".join(f"{name} {n}" for name, n in self.counts().items()))
         running = sorted(

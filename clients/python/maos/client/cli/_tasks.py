@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -12,12 +12,16 @@ from maos.errors import FailedPrecondition
 from maos.v1 import common_pb2
 
 from .._async_client import AsyncClient
-from .._enums import PRIORITY, STATUS, TASK_TYPE, is_final, status_name
-from .._specs import task_result
-from ._common import CliState, format_option, parse_json_input, parse_labels, pass_state
+from .._enums import STATUS, is_final, status_name
+from .._specs import SpecOptions, task_result
+from ._common import CliState, format_option, pass_state
+from ._detail_views import attempts_table, attempts_worth_showing
 from ._output import pretty_value, to_json
+from ._plan_tree import execution_plan_dict, render_execution_plan
 from ._progress import follow_progress
 from ._progress_view import ProgressView
+from ._spec_options import spec_options
+from ._subtree import fetch_subtree
 from ._terminal import is_tty
 from ._views import error_line, task_dict, task_fields, task_table
 from ._wait import wait_with_status
@@ -30,7 +34,7 @@ def task_group() -> None:
     """Submit tasks and follow them."""
 
 
-def _print_outcome(state: CliState, task: common_pb2.Task) -> None:
+def print_outcome(state: CliState, task: common_pb2.Task) -> None:
     """Print a finished task (result, or the error on stderr) and exit non-zero unless COMPLETED."""
     if state.json:
         click.echo(to_json(task_dict(task)))
@@ -47,63 +51,19 @@ def _print_outcome(state: CliState, task: common_pb2.Task) -> None:
 
 @task_group.command("submit")
 @click.argument("description")
-@click.option("--type", "task_type", metavar="TYPE", help=f"Task type: {', '.join(TASK_TYPE.names)}.")
-@click.option("--agent-type", metavar="NAME", help="Agent type to run it (see `maosctl agent types`).")
-@click.option("--priority", metavar="P", help=f"{', '.join(PRIORITY.names)} (default medium).")
-@click.option("--input", "input_json", metavar="JSON", help="Task input as a JSON document.")
-@click.option(
-    "--input-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="Read the task input (JSON) from a file.",
-)
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Run-time limit.")
-@click.option("--max-retries", type=click.IntRange(min=0), metavar="N", help="Retries after a failure.")
-@click.option("--depends-on", multiple=True, metavar="ID", help="Run after this task completes (repeatable).")
-@click.option("--parent", metavar="ID", help="Make it a subtask of this task.")
-@click.option("--label", multiple=True, metavar="KEY=VALUE", help="Attach a label (repeatable).")
-@click.option("--idempotency-key", metavar="KEY", help="Resubmitting with the same key returns the first task.")
+@spec_options()
 @click.option("--wait", is_flag=True, help="Wait for the task and print its result; exit 0 only if it completed.")
 @click.option(
     "--wait-timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up waiting after this long."
 )
 @format_option
 @pass_state
-def submit(
-    state: CliState,
-    description: str,
-    task_type: str | None,
-    agent_type: str | None,
-    priority: str | None,
-    input_json: str | None,
-    input_file: Path | None,
-    timeout: float | None,
-    max_retries: int | None,
-    depends_on: tuple[str, ...],
-    parent: str | None,
-    label: tuple[str, ...],
-    idempotency_key: str | None,
-    wait: bool,
-    wait_timeout: float | None,
-) -> None:
+def submit(state: CliState, description: str, spec: SpecOptions, wait: bool, wait_timeout: float | None) -> None:
     """Submit a task described by DESCRIPTION; prints its id (or, with --wait, its result)."""
-    task_input = parse_json_input(input_json, input_file)
     client = state.client()
-    task = client.submit_task(
-        description,
-        type=task_type,
-        agent_type=agent_type,
-        priority=priority,
-        input=task_input,
-        depends_on=depends_on,
-        timeout=timeout,
-        max_retries=max_retries,
-        labels=parse_labels(label),
-        parent_id=parent,
-        idempotency_key=idempotency_key,
-    )
+    task = client.submit_task(description, **spec)
     if wait:
-        _print_outcome(state, wait_with_status(client, task.id, wait_timeout, sys.stderr))
+        print_outcome(state, wait_with_status(client, task.id, wait_timeout, sys.stderr))
         return
     if state.json:
         click.echo(to_json(task_dict(task)))
@@ -115,20 +75,36 @@ def submit(
 
 @task_group.command("show")
 @click.argument("task_id", metavar="ID")
+@click.option(
+    "--execution-plan",
+    is_flag=True,
+    help="Draw the task's subtasks as a tree: state, agent, duration and dependencies of each.",
+)
 @format_option
 @pass_state
-def show(state: CliState, task_id: str) -> None:
-    """Show one task: spec, placement, timing, result or error."""
-    task = state.client().get_task(task_id)
+def show(state: CliState, task_id: str, execution_plan: bool) -> None:
+    """Show one task: spec, placement, timing, attempts, result or error."""
+    client = state.client()
+    task = client.get_task(task_id)
+    if execution_plan:
+        tasks = fetch_subtree(client, task)
+        state.emit(execution_plan_dict(task, tasks), lambda: render_execution_plan(task, tasks, _now()))
+        return
     if state.json:
         click.echo(to_json(task_dict(task)))
         return
     click.echo(task_fields(task))
+    if attempts_worth_showing(task):
+        click.echo("attempts:\n" + _indent(attempts_table(task.attempts)))
     result = task_result(task)
     if result is not None:
         click.echo("result:\n" + _indent(pretty_value(result)))
     if task.log and task.status != _COMPLETED:
         click.echo("log (tail):\n" + _indent(task.log.rstrip()))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _indent(text: str) -> str:
@@ -221,7 +197,7 @@ def cancel(state: CliState, task_id: str, reason: str) -> None:
 @pass_state
 def wait(state: CliState, task_id: str, timeout: float | None) -> None:
     """Wait for a task to finish and print its result; exit 0 only if it completed."""
-    _print_outcome(state, wait_with_status(state.client(), task_id, timeout, sys.stderr))
+    print_outcome(state, wait_with_status(state.client(), task_id, timeout, sys.stderr))
 
 
 @task_group.command("progress")

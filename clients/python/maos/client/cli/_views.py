@@ -13,9 +13,20 @@ from typing import Any
 from maos.errors import MaosError
 from maos.v1 import admin_pb2, common_pb2, hosts_pb2
 
-from .._enums import STATUS, agent_status_name, host_status_name, priority_name, status_name, task_type_name
+from .._enums import (
+    STATUS,
+    agent_status_name,
+    dependency_failure_name,
+    host_status_name,
+    priority_name,
+    status_name,
+    task_type_name,
+)
 from .._specs import task_input, task_result
+from ._detail_views import attempt_dict, plan_dict, plan_text, retry_dict, retry_text
 from ._output import ago, duration, iso, render_fields, render_table, seconds_between, size, timestamp
+
+_COMPLETED = common_pb2.TASK_STATUS_COMPLETED
 
 
 def _opt(text: str) -> str | None:
@@ -42,6 +53,8 @@ def task_dict(task: common_pb2.Task, *, include_payloads: bool = True) -> dict[s
         "type": task_type_name(spec.type),
         "agent_type": _opt(spec.agent_type),
         "priority": priority_name(spec.priority),
+        "effective_priority": effective_priority(task),
+        "workflow_key": _opt(task.workflow_key),
         "group": task.group,
         "attempt": task.attempt,
         "host_id": _opt(task.placement.host_id),
@@ -50,6 +63,10 @@ def task_dict(task: common_pb2.Task, *, include_payloads: bool = True) -> dict[s
         "labels": dict(sorted(spec.labels.items())),
         "timeout_seconds": spec.timeout_seconds or None,
         "max_retries": spec.retry.max_retries if spec.HasField("retry") else None,
+        "retry": retry_dict(spec.retry) if spec.HasField("retry") else None,
+        "on_dependency_failure": dependency_failure_name(spec.on_dependency_failure),
+        "queue_timeout_seconds": spec.queue_timeout_seconds if spec.HasField("queue_timeout_seconds") else None,
+        "required_capabilities": list(spec.required_capabilities),
         "idempotency_key": _opt(spec.idempotency_key),
         "created_at": iso(task.created_at, task.HasField("created_at")),
         "queued_at": iso(task.queued_at, task.HasField("queued_at")),
@@ -67,6 +84,8 @@ def task_dict(task: common_pb2.Task, *, include_payloads: bool = True) -> dict[s
             else None
         ),
         "last_seq": task.last_seq,
+        "plan": plan_dict(task.plan) if task.HasField("plan") else None,
+        "attempts": [attempt_dict(a) for a in task.attempts],
     }
     if include_payloads:
         document["input"] = task_input(task)
@@ -85,7 +104,7 @@ def task_row(task: common_pb2.Task) -> tuple[object, ...]:
         status_name(task.status),
         task_type_name(task.spec.type),
         task.spec.agent_type or ("(group)" if task.group else None),
-        priority_name(task.spec.priority),
+        effective_priority(task),
         task.placement.host_id or None,
         duration(task_duration(task)) if task.HasField("finished_at") else None,
         task.spec.description,
@@ -111,6 +130,17 @@ def progress_text(task: common_pb2.Task) -> str | None:
     return f"{task.progress.fraction:.0%} {task.progress.message}".strip()
 
 
+def effective_priority(task: common_pb2.Task) -> str:
+    """The priority the scheduler uses now (after `task priority` or aging), else the submitted one."""
+    return priority_name(task.effective_priority or task.spec.priority)
+
+
+def _priority_text(task: common_pb2.Task) -> str:
+    submitted = priority_name(task.spec.priority)
+    now = effective_priority(task)
+    return now if now == submitted else f"{now} (submitted as {submitted})"
+
+
 def task_fields(task: common_pb2.Task) -> str:
     """The `task show` key/value block (without the result)."""
     spec = task.spec
@@ -122,11 +152,24 @@ def task_fields(task: common_pb2.Task) -> str:
             ("status", status_name(task.status)),
             ("type", task_type_name(spec.type)),
             ("agent type", spec.agent_type or ("(group)" if task.group else None)),
-            ("priority", priority_name(spec.priority)),
+            ("priority", _priority_text(task)),
+            ("key", task.workflow_key or None),
             ("root", task.root_id if task.root_id and task.root_id != task.id else None),
             ("parent", task.parent_id or spec.parent_id or None),
             ("depends on", ", ".join(spec.depends_on) or None),
+            (
+                "on dep. failure",
+                dependency_failure_name(spec.on_dependency_failure) if spec.on_dependency_failure else None,
+            ),
             ("labels", ", ".join(f"{k}={v}" for k, v in sorted(spec.labels.items())) or None),
+            ("capabilities", ", ".join(spec.required_capabilities) or None),
+            ("timeout", duration(spec.timeout_seconds) if spec.HasField("timeout_seconds") else None),
+            (
+                "queue timeout",
+                duration(spec.queue_timeout_seconds) if spec.HasField("queue_timeout_seconds") else None,
+            ),
+            ("retries", retry_text(spec.retry) if spec.HasField("retry") else None),
+            ("plan", plan_text(task.plan) if task.HasField("plan") else None),
             ("attempt", task.attempt or None),
             ("host", task.placement.host_id or None),
             ("agent", task.placement.agent_id or None),
