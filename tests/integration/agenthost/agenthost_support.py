@@ -36,6 +36,7 @@ agent_types:
   env_view: {{runner: {{python: "agents_for_tests:env_view"}}, timeout: 30}}
   spawn_failing_child: {{runner: {{python: "agents_for_tests:spawn_failing_child"}}, timeout: 30}}
   async_spawner: {{runner: {{python: "agents_for_tests:async_spawner"}}, timeout: 30}}
+  waits_on_a_slow_child: {{runner: {{python: "agents_for_tests:waits_on_a_slow_child"}}, timeout: 30}}
   recursive: {{runner: {{python: "tests.integration.agent_functions:recursive_spawn"}}, timeout: 60}}
   maosctl_parent: {{runner: {{command: ["sh", "{HERE}/spawn_child.sh", "{MAOSCTL}"]}}, timeout: 60}}
   no_module: {{runner: {{python: "no_such_module_anywhere:run"}}, timeout: 30}}

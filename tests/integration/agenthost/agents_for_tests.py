@@ -145,3 +145,8 @@ async def async_spawner(ctx: TaskContext, input: Any) -> Any:
         [{"description": f"double {v}", "agent_type": "async_double", "input": v} for v in (n, n + 1)]
     )
     return await ctx.wait_async(ids, timeout=30)
+
+
+def waits_on_a_slow_child(ctx: TaskContext, input: Any) -> Any:
+    """Spawns a child that runs until cancelled, and waits on it (sync)."""
+    return ctx.wait([ctx.spawn("never ends", agent_type="cooperative")])

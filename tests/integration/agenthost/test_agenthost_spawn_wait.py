@@ -116,3 +116,25 @@ async def test_async_agents_spawn_and_wait(fake_cp: tuple[FakeControlPlane, str]
             assert orjson.loads(result.result.data) == [{"double": 2 * i}, {"double": 2 * i + 2}]
         await asyncio.sleep(0)
         assert [(ids, caller) for ids, caller, _ in cp.tasks.waits] == [(("c1", "c2"), "a0"), (("c3", "c4"), "a1")]
+
+
+async def test_cancelling_a_waiting_parent_ends_its_wait_at_once(fake_cp: tuple[FakeControlPlane, str]) -> None:
+    cp, endpoint = fake_cp
+    async with AgentHost(config(endpoint, workers=1, kill_grace_seconds=5.0), profiles=all_profiles()) as host:
+        await cp.wait_until(lambda: bool(cp.registers))
+        (worker,) = host.pool.workers()
+        cp.send(assignment=assignment("p", "waits_on_a_slow_child"))
+        await cp.wait_until(lambda: any(s.task_id == "c1" for s in cp.of_kind("started")))
+        cp.send(cancel=hosts_pb2.CancelAssignment(task_id="p", attempt=1, reason="stop"))
+        started = asyncio.get_running_loop().time()
+        await cp.wait_until(lambda: cp.result("p") is not None)
+        result = cp.result("p")
+        assert result is not None
+        assert result.outcome == hosts_pb2.OUTCOME_CANCELLED
+        # Well within the 5 s kill grace: the blocked gRPC call was cancelled, the worker was not killed.
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert host.pool.workers()[0].pid == worker.pid
+        # The lent slot went back when the wait ended; the child still runs (cancelling the subtree is
+        # the control plane's job).
+        assert [s.lent for s in cp.sent_items("slot_lent")] == [True, False]
+        assert cp.result("c1") is None

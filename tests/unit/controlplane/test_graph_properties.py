@@ -5,9 +5,10 @@ types, random priorities, dependency policies, planned failures and retries)
 and 1-3 simulated hosts. A driver makes random moves (start, finish or give
 back a lease, disconnect a host or freeze it until its heartbeats are missed,
 reconnect it with or without the work it held, cancel a node or the root, let
-time pass) and checks the core after
-every move; a settle phase then lets everything finish, and the end state is
-checked against what the graph and the plan say must have happened.
+time pass, SIGKILL the control plane and restore a new core from what was
+durable) and checks the core after every move; a settle phase then lets
+everything finish, and the end state is checked against what the graph and
+the plan say must have happened.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, replace
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -116,24 +117,51 @@ class SimHost:
     frozen: bool = False  # alive but silent: no heartbeats, no reports, until the core gives up on it
     running: dict[tuple[str, int], bool] = field(default_factory=dict)  # lease -> started
     cancel_asked: set[tuple[str, int]] = field(default_factory=set)
+    unacked: dict[tuple[str, int], AttemptResult] = field(default_factory=dict)  # resent on reconnect
+
+
+@dataclass
+class Batch:
+    """One take() on its way to the store: rows as they were then, events, acks."""
+
+    rows: dict[str, TaskRecord]
+    decisions: Decisions
+
+
+# Fields of TaskRecord the store does not keep (rebuilt by restore): from deps_remaining on.
+_NAMES = [f.name for f in fields(TaskRecord)]
+_BOOKKEEPING = [f for f in fields(TaskRecord)][_NAMES.index("deps_remaining") :]
+
+
+def stored_copy(rec: TaskRecord) -> TaskRecord:
+    """The record as a store row holds it."""
+    reset = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default for f in _BOOKKEEPING}
+    return replace(rec, **reset)
 
 
 class Sim:
-    """Drives one Orchestrator the way the runtime does and checks it after every move."""
+    """Drives one Orchestrator the way the runtime does and checks it after every move.
+
+    Like the runtime, a batch of decisions goes to hosts at once (assignments, cancels) but
+    counts as durable, with its events published and results acknowledged, only when the
+    next one is taken; a control-plane crash loses the last batch and restores from the rest.
+    """
 
     def __init__(self, scenario: Scenario, rng: random.Random) -> None:
         self.sc = scenario
         self.rng = rng
         self.now = T0
-        self.o = Orchestrator(
-            CoreLimits(prefetch_min=scenario.prefetch, prefetch_max=scenario.prefetch), rng=random.Random(7)
-        )
+        self.limits = CoreLimits(prefetch_min=scenario.prefetch, prefetch_max=scenario.prefetch)
+        self.o = Orchestrator(self.limits, rng=random.Random(7))
         self.plan = {node.key: node for node in scenario.nodes}
         self.hosts = {f"h{i}": SimHost(f"h{i}", slots, types) for i, (slots, types) in enumerate(scenario.hosts)}
-        self.events: dict[str, list[int]] = defaultdict(list)
+        self.pending: Batch | None = None
+        self.stored: dict[str, TaskRecord] = {}
+        self.events: dict[str, list[int]] = defaultdict(list)  # durable events' seqs per task
         self.final_events: dict[str, list[TaskStatus]] = defaultdict(list)
-        self.dispatches: dict[str, int] = defaultdict(int)
+        self.dispatches: dict[str, int] = defaultdict(int)  # durable dispatches per task
         self.cancelled_directly: set[str] = set()
+        self.restarts = 0
 
     # ----- the core's inputs
 
@@ -163,14 +191,18 @@ class Sim:
     def settle_step(self) -> None:
         """What the runtime does after every input: dispatch, then carry out the decisions."""
         self.o.dispatch(self.now)
-        self.absorb(self.o.take())
+        d = self.o.take()
+        self.commit()
+        self.send(d)
+        rows = {rec.id: stored_copy(rec) for rec in [*d.inserted, *d.changed.values()]}
+        self.pending = Batch(rows, d)
         self.check_hosts()
 
     def random_move(self) -> None:
         rng = self.rng
         move = rng.choices(
-            ["start", "finish", "time", "disconnect", "freeze", "reconnect", "cancel", "give_back"],
-            weights=[3, 12, 2, 0.4, 0.2, 1, 0.8, 0.2],
+            ["start", "finish", "time", "disconnect", "freeze", "reconnect", "cancel", "give_back", "restart"],
+            weights=[3, 12, 2, 0.4, 0.2, 1, 0.8, 0.2, 0.1],
         )[0]
         connected = [h for h in self.hosts.values() if h.connected and not h.frozen]
         if move == "start":
@@ -194,6 +226,7 @@ class Sim:
             if rng.random() < 0.5:
                 host.running.clear()  # it crashed; otherwise a network blip and it keeps working
                 host.cancel_asked.clear()
+                host.unacked.clear()
             self.o.host_disconnected(host.id, self.now, "simulated")
         elif move == "reconnect":
             gone = [h for h in self.hosts.values() if not h.connected]
@@ -202,6 +235,8 @@ class Sim:
         elif move == "cancel":
             target = ROOT if rng.random() < 0.05 else rng.choice(self.sc.nodes).key
             self.cancel(target)
+        elif move == "restart":
+            self.restart()
         self.settle_step()
 
     def finish(self, host: SimHost, lease: tuple[str, int], give_back: bool = False) -> None:
@@ -220,11 +255,15 @@ class Sim:
                 result = AttemptResult(
                     task_id, attempt, Outcome.SUCCEEDED, result=f'"{task_id}"'.encode(), result_type="application/json"
                 )
+        host.unacked[lease] = result
         self.o.on_result(host.id, result, self.now)
 
     def reconnect(self, host: SimHost) -> None:
+        """Register with the leases still running, then resend unacknowledged results (as the host's link does)."""
         host.connected = True
         self.o.host_connected(host.id, host.slots, host.types, list(host.running), self.now)
+        for result in list(host.unacked.values()):
+            self.o.on_result(host.id, result, self.now)
 
     def cancel(self, target: str) -> None:
         subtree = [ROOT, *self.plan] if target == ROOT else [target]
@@ -243,26 +282,53 @@ class Sim:
                 self.o.host_heartbeat(host.id, self.now)
         self.o.tick(self.now)
 
+    def restart(self) -> None:
+        """SIGKILL the control plane: the last batch never became durable (though hosts got
+        what it sent them); a new core restores from the store; hosts keep working and must
+        reconnect."""
+        self.restarts += 1
+        self.pending = None
+        self.o = Orchestrator(self.limits, rng=random.Random(self.restarts))
+        order = [ROOT, *self.plan]
+        self.o.restore([stored_copy(self.stored[t]) for t in order], self.now)
+        for host in self.hosts.values():
+            host.connected = False
+            host.frozen = False
+
     # ----- the core's outputs, checked as they come
 
-    def absorb(self, d: Decisions) -> None:
+    def send(self, d: Decisions) -> None:
+        """Assignments and cancels go to hosts before the batch is durable."""
+        for host_id, rec in d.assignments:
+            self.check_assignment(host_id, rec)
+            self.hosts[host_id].running[(rec.id, rec.attempt)] = False
+        for host_id, task_id, attempt, _why in d.cancels:
+            host = self.hosts[host_id]
+            if (task_id, attempt) in host.running:
+                host.cancel_asked.add((task_id, attempt))
+        for host_id in d.lost_hosts:
+            self.hosts[host_id].connected = False  # missed heartbeats; a frozen host keeps its work
+            self.hosts[host_id].frozen = False
+
+    def commit(self) -> None:
+        """The pending batch is durable: store its rows, publish its events, acknowledge its results."""
+        batch, self.pending = self.pending, None
+        if batch is None:
+            return
+        self.stored.update(batch.rows)
+        d = batch.decisions
         for ev in d.events:
             seqs = self.events[ev.task_id]
             assert ev.seq == len(seqs) + 1, (ev.task_id, seqs, ev.seq)
             seqs.append(ev.seq)
             if ev.status.final:
                 self.final_events[ev.task_id].append(ev.status)
-        for host_id, rec in d.assignments:
-            self.check_assignment(host_id, rec)
-            self.hosts[host_id].running[(rec.id, rec.attempt)] = False
+        for _host_id, rec in d.assignments:
             self.dispatches[rec.id] += 1
-        for host_id in d.lost_hosts:
-            self.hosts[host_id].connected = False  # missed heartbeats; a frozen host keeps its work
-            self.hosts[host_id].frozen = False
-        for host_id, task_id, attempt, _why in d.cancels:
+        for host_id, task_id, attempt in d.acks:
             host = self.hosts[host_id]
-            if (task_id, attempt) in host.running:
-                host.cancel_asked.add((task_id, attempt))
+            if host.connected:
+                host.unacked.pop((task_id, attempt), None)
 
     def check_assignment(self, host_id: str, rec: TaskRecord) -> None:
         host = self.hosts[host_id]
@@ -282,6 +348,8 @@ class Sim:
 
     def check_hosts(self) -> None:
         for host in self.o.hosts.values():
+            if host.awaiting_reconnect:
+                continue  # a placeholder rebuilt from the store: its leases are whatever was stored
             limit = host.slots + len(host.lent) + host.prefetch
             assert len(host.in_flight) <= limit, (host.id, dict(host.in_flight), limit)
             if not host.connected:
@@ -301,7 +369,7 @@ class Sim:
                 self.settle_step()
         for _ in range(20 * (len(self.sc.nodes) + 5)):
             if all(r.final for r in self.o.tasks.values()) and not any(h.running for h in self.hosts.values()):
-                return
+                break
             for host in self.hosts.values():
                 for lease in list(host.running):
                     self.o.on_started(host.id, lease[0], lease[1], f"{host.id}-w", self.now)
@@ -309,6 +377,7 @@ class Sim:
                     self.settle_step()
             self.advance(5.0)
             self.settle_step()
+        self.commit()
 
 
 def _record(task_id: str, **kw: object) -> TaskRecord:

@@ -124,6 +124,7 @@ class Orchestrator:
         self._delayed: list[tuple[float, str, int]] = []  # (due, task id, queue token)
         self._queue_deadlines: list[tuple[float, str, float]] = []  # (deadline, task id, queued_at)
         self._finished_order: OrderedDict[str, None] = OrderedDict()
+        self._cancelling: set[str] = set()
         self._rng = rng or random.Random()
         self._d = Decisions()
 
@@ -327,18 +328,27 @@ class Orchestrator:
         Idempotent: final tasks are left as they are."""
         root = self.tasks[task_id]
         why = reason or "cancelled by request"
+        subtree: list[TaskRecord] = []
         stack = [root]
         while stack:
             rec = stack.pop()
+            subtree.append(rec)
             stack.extend(self.tasks[c] for c in reversed(rec.children) if c in self.tasks)
-            if rec.final:
-                continue
-            lease = self._leases.get(rec.id)
-            if lease is not None:
-                # The lease stays until the host reports back, so the slot stays counted.
-                self._d.cancels.append((lease[0], rec.id, lease[1], why))
-                self._record_attempt(rec, TaskStatus.CANCELLED, now, "cancelled", why)
-            self._finish(rec, TaskStatus.CANCELLED, now, "cancelled", why, f"cancelled: {why}")
+        # Dependents inside the subtree are cancelled too, not failed by the policy
+        # for a cancelled dependency, whatever order they are reached in.
+        self._cancelling = {rec.id for rec in subtree if not rec.final}
+        try:
+            for rec in subtree:
+                if rec.final:
+                    continue
+                lease = self._leases.get(rec.id)
+                if lease is not None:
+                    # The lease stays until the host reports back, so the slot stays counted.
+                    self._d.cancels.append((lease[0], rec.id, lease[1], why))
+                    self._record_attempt(rec, TaskStatus.CANCELLED, now, "cancelled", why)
+                self._finish(rec, TaskStatus.CANCELLED, now, "cancelled", why, f"cancelled: {why}")
+        finally:
+            self._cancelling = set()
         return root
 
     # ------------------------------------------------------------------ hosts
@@ -637,7 +647,7 @@ class Orchestrator:
             self._finished_order[rec.id] = None
             for dep_id in rec.dependents:
                 dependent = self.tasks.get(dep_id)
-                if dependent is None or dependent.status != TaskStatus.PENDING:
+                if dependent is None or dependent.status != TaskStatus.PENDING or dep_id in self._cancelling:
                     continue
                 dependent.deps_remaining.discard(rec.id)
                 if status == TaskStatus.COMPLETED or dependent.dependency_policy == DependencyPolicy.CONTINUE:
