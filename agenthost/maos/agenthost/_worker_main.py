@@ -21,8 +21,8 @@ buffered events at most FLUSH_DELAY_SECONDS after the oldest one, so a long
 task never holds back the results of the quick ones before it.
 
 Environment: MAOS_ENDPOINT names the control plane for the worker's whole
-life; while a Python task runs, MAOS_TASK_ID, MAOS_ATTEMPT, MAOS_ROOT_ID and
-MAOS_AGENT_TYPE name it (as a command agent's child env does), so the SDK's
+life; while a task runs, MAOS_TASK_ID, MAOS_ATTEMPT, MAOS_ROOT_ID and
+MAOS_AGENT_TYPE name it (a command agent's child gets them too), so the SDK's
 caller metadata and `maosctl` run from agent code know which task calls.
 They are set per task (only the values that changed, rewritten in place:
 see _task_env) and restored once the worker has been idle for a moment.
@@ -229,8 +229,8 @@ class WorkerRuntime:
             self._current_seq = seq
             self._current_ctx = ctx
             self._cancel_requested = False
-        if ctx is not None:
-            self._task_env.update((ctx.task_id, str(ctx.attempt), ctx.root_id, agent_type))
+        task_id: str = task["id"]
+        self._task_env.update((task_id, str(task["a"]), task.get("root") or task_id, agent_type))
         if self._state is not None:
             _STATE.pack_into(self._state, 0, seq)
         capture = self._capture

@@ -74,7 +74,10 @@ class TaskContext:
     process per waiting parent, so a deep recursion costs one process per
     level of blocked parents (and a wide tree of blocked parents one per
     parent). Spawn from agents whose profile has batch_size 1 (the default),
-    so no task queues behind a waiting parent in its worker.
+    so no task queues behind a waiting parent in its worker. Only WaitTasks
+    calls lend the slot (the SDK sends the caller's MAOS_TASK_ID/MAOS_ATTEMPT,
+    which the worker sets per task): polling GetTask or submit_task(wait=...)
+    from an agent holds the slot and can deadlock a full pool.
     """
 
     __slots__ = (
