@@ -382,3 +382,17 @@ def test_dependency_failure_policy_from_the_cli(maosctl: Maosctl, policy: str) -
     else:
         assert final["status"] == "completed"
         assert final["result"] == "ran"
+
+
+def test_config_set_applies_and_rejects_unknown_keys(maosctl: Maosctl) -> None:
+    listed = maosctl("--format", "json", "config", "list")
+    assert listed.code == 0, listed.stderr
+    keys = {entry["key"] for entry in json.loads(listed.stdout)}
+    assert "scheduling.max_queue_time" in keys
+    changed = maosctl("config", "set", "scheduling.max_queue_time", "240")
+    assert changed.code == 0, changed.stderr
+    assert "scheduling.max_queue_time = 240" in changed.stdout
+    assert maosctl("config", "get", "scheduling.max_queue_time").stdout.strip() == "240"
+    maosctl("config", "set", "scheduling.max_queue_time", "300")
+    bad = maosctl("config", "set", "scheduling.speed", "11")
+    assert bad.code == 1 and "unknown setting 'scheduling.speed'" in one_error_line(bad)

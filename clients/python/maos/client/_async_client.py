@@ -407,6 +407,17 @@ class AsyncClient:
         reply = await self._call(self._stubs().agents.ListAgentTypes(request, timeout=self.timeout))
         return list(reply.agent_types)
 
+    async def get_config(self, key: str = "") -> list[admin_pb2.ConfigEntry]:
+        """Live settings (all, or the one named) with their defaults and descriptions."""
+        stub = self._stubs().admin
+        reply = await self._call(stub.GetConfig(admin_pb2.GetConfigRequest(key=key), timeout=self.timeout))
+        return list(reply.entries)
+
+    async def set_config(self, key: str, value: str) -> admin_pb2.ConfigEntry:
+        """Change a live setting; it applies at once and survives restarts."""
+        stub = self._stubs().admin
+        return await self._call(stub.SetConfig(admin_pb2.SetConfigRequest(key=key, value=value), timeout=self.timeout))
+
     async def status(self) -> admin_pb2.StatusResponse:
         """The control plane's summary: version, store, task counts, hosts, slots, queues."""
         return await self._call(self._stubs().admin.Status(admin_pb2.StatusRequest(), timeout=self.timeout))

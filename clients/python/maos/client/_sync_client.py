@@ -405,6 +405,20 @@ class Client:
         reply: agents_pb2.ListAgentTypesResponse = self._call(self._stubs().agents.ListAgentTypes, request)
         return list(reply.agent_types)
 
+    def get_config(self, key: str = "") -> list[admin_pb2.ConfigEntry]:
+        """Live settings (all, or the one named) with their defaults and descriptions."""
+        reply: admin_pb2.GetConfigResponse = self._call(
+            self._stubs().admin.GetConfig, admin_pb2.GetConfigRequest(key=key)
+        )
+        return list(reply.entries)
+
+    def set_config(self, key: str, value: str) -> admin_pb2.ConfigEntry:
+        """Change a live setting; it applies at once and survives restarts."""
+        entry: admin_pb2.ConfigEntry = self._call(
+            self._stubs().admin.SetConfig, admin_pb2.SetConfigRequest(key=key, value=value)
+        )
+        return entry
+
     def status(self) -> admin_pb2.StatusResponse:
         """The control plane's summary: version, store, task counts, hosts, slots, queues."""
         reply: admin_pb2.StatusResponse = self._call(self._stubs().admin.Status, admin_pb2.StatusRequest())

@@ -1,7 +1,7 @@
 """`maosctl`: the MAOS command line (click).
 
 Commands live in small modules: _tasks (task ...), _task_graph (task priority,
-plan, submit-from-template), _workflow, _batches, _templates, _hosts
+plan, submit-from-template), _workflow, _batches, _templates, _config, _hosts
 (host/agent/status), _daemons (controlplane, agenthost, up); output helpers
 in _output and the *_views modules, the live display in _progress, the demo
 in _demo.
@@ -10,6 +10,7 @@ in _demo.
 from ._app import cli as cli
 from ._app import main as main
 from ._batches import batch_group
+from ._config import config_group
 from ._daemons import agenthost, controlplane, up
 from ._hosts import agent_group, host_group, status
 from ._task_graph import plan, priority, submit_from_template
@@ -24,6 +25,7 @@ for _command in (
     workflow_group,
     batch_group,
     template_group,
+    config_group,
     host_group,
     agent_group,
     status,
