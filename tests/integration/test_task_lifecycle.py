@@ -222,3 +222,12 @@ def test_idempotency_key_deduplicates(cluster: Cluster) -> None:
         tasks_pb2.SubmitTaskRequest(spec=common_pb2.TaskSpec(description="once", idempotency_key="k-1")), timeout=10
     )
     assert second.deduplicated and second.task.id == first.task.id
+
+
+def test_every_task_of_a_worker_batch_reports_its_start(cluster: Cluster) -> None:
+    # echo runs in batches of up to 64 per worker: each task must still be seen RUNNING.
+    specs = [common_pb2.TaskSpec(description=f"b{i}", agent_type="echo") for i in range(300)]
+    tasks = cluster.api.wait([t.id for t in cluster.api.submit_many(specs)])
+    assert all(t.status == COMPLETED for t in tasks)
+    missing = [t.id for t in tasks if not t.started_at.seconds]
+    assert not missing, f"{len(missing)} tasks never reported a start"

@@ -680,6 +680,11 @@ class WorkerPool:
                 logger.error("worker %s sent a result for unknown seq %s; ignoring it", slot.id, seq)
                 continue
             task = inflight.popleft()
+            if not task.started_at:
+                # It ran behind the head of a batch whose results came back together:
+                # it was never the head, so report its start now, before its result.
+                task.started_at = time.monotonic()
+                listener.task_started(task, slot.id)
             st = ev["st"]
             if task.stop is not None:
                 outcome, kind, msg = task.stop
