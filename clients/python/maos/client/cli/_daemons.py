@@ -91,6 +91,7 @@ def up(listen: str, data_dir: Path, workers: int | None, agents: Path | None, de
     """Start a control plane and a local agent host; stop both with Ctrl-C."""
     cluster = LocalCluster(listen=listen, data_dir=data_dir, workers=workers, agents=agents)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    previous_hup = signal.signal(signal.SIGHUP, _raise_stop)  # the terminal went away: stop the daemons too
     code = 0
     try:
         click.echo(f"starting the control plane ({relative(cluster.log_dir / 'controlplane.log')}) …", err=True)
@@ -111,6 +112,7 @@ def up(listen: str, data_dir: Path, workers: int | None, agents: Path | None, de
     finally:
         cluster.stop()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hup)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -8,6 +8,7 @@ what it was doing, then the control plane) and a log file under DATA_DIR/logs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import json
 import signal
@@ -89,6 +90,14 @@ class Daemon:
         return self.process.returncode
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the launcher dies, even by SIGKILL,
+    so daemons never outlive `maosctl up` (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def spawn_daemon(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Daemon:
     """Start `args` in its own session with stdout and stderr appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +106,13 @@ def spawn_daemon(name: str, args: list[str], log: Path, env: dict[str, str] | No
         fh.write(f"--- {stamp}: {' '.join(args)}\n".encode())
         fh.flush()
         process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            preexec_fn=_terminate_with_parent,
         )
     return Daemon(name, process, log)
 
