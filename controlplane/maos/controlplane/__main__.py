@@ -17,6 +17,7 @@ from ._config import DEFAULT_LISTEN, ControlPlaneConfig
 from ._logging import configure_json_logging
 from ._runtime import RuntimeSettings
 from ._server import ControlPlane
+from .core import CoreLimits
 
 log = logging.getLogger("maos.controlplane")
 
@@ -38,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     parser.add_argument(
         "--prefetch-window", type=float, default=0.05, help="seconds of queued work per slot the prefetch may cover"
     )
+    parser.add_argument(
+        "--max-queue-time", type=float, default=300.0, help="aging: seconds queued before moving up one level"
+    )
     parser.add_argument("--sqlite-synchronous", default="NORMAL", help="OFF|NORMAL|FULL (NORMAL survives SIGKILL)")
     parser.add_argument("--log-level", default=os.environ.get("MAOS_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
@@ -49,11 +53,14 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         ready_file=args.ready_file,
         sqlite_synchronous=args.sqlite_synchronous,
         runtime=RuntimeSettings(
-            heartbeat_interval_seconds=args.heartbeat_interval,
-            missed_heartbeats=args.missed_heartbeats,
-            prefetch_min=args.prefetch_min,
-            prefetch_max=args.prefetch_max,
-            prefetch_window_seconds=args.prefetch_window,
+            core=CoreLimits(
+                heartbeat_interval_seconds=args.heartbeat_interval,
+                missed_heartbeats=args.missed_heartbeats,
+                prefetch_min=args.prefetch_min,
+                prefetch_max=args.prefetch_max,
+                prefetch_window_seconds=args.prefetch_window,
+                max_queue_time_seconds=args.max_queue_time,
+            ),
         ),
     )
 

@@ -31,13 +31,13 @@ class ControlPlaneConfig:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise InvalidArgument(f"--listen {self.listen!r} must be HOST:PORT, e.g. 127.0.0.1:7700 (port 0 = any)")
-        if self.runtime.heartbeat_interval_seconds <= 0:
+        if self.runtime.core.heartbeat_interval_seconds <= 0:
             raise InvalidArgument("heartbeat interval must be above 0 seconds")
-        if self.runtime.missed_heartbeats < 1:
+        if self.runtime.core.missed_heartbeats < 1:
             raise InvalidArgument("missed heartbeats must be at least 1")
-        if not 0 <= self.runtime.prefetch_min <= self.runtime.prefetch_max:
+        if not 0 <= self.runtime.core.prefetch_min <= self.runtime.core.prefetch_max:
             raise InvalidArgument("prefetch bounds must satisfy 0 <= --prefetch-min <= --prefetch-max")
-        if self.runtime.prefetch_window_seconds < 0:
+        if self.runtime.core.prefetch_window_seconds < 0:
             raise InvalidArgument("--prefetch-window must not be negative")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument("sqlite synchronous must be OFF, NORMAL, FULL or EXTRA")

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from maos.controlplane.core import (
     AttemptRecord,
@@ -53,12 +53,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
-    heartbeat_interval_seconds: float = 1.0
-    missed_heartbeats: int = 3
-    prefetch_min: int = 2
-    prefetch_max: int = 64
-    prefetch_window_seconds: float = 0.05
-    finished_cache_size: int = 100_000
+    core: CoreLimits = field(default_factory=CoreLimits)  # heartbeats, prefetch, aging, cache
     store_backlog_limit: int = 200_000
     max_workflow_nodes: int = 10_000
     max_workflow_depth: int = 1_000
@@ -80,16 +75,7 @@ class Runtime:
         self.settings = settings
         self.limits = limits
         self._profile_types = profile_types
-        self.orch = Orchestrator(
-            CoreLimits(
-                heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
-                missed_heartbeats=settings.missed_heartbeats,
-                prefetch_min=settings.prefetch_min,
-                prefetch_max=settings.prefetch_max,
-                prefetch_window_seconds=settings.prefetch_window_seconds,
-                finished_cache_size=settings.finished_cache_size,
-            )
-        )
+        self.orch = Orchestrator(settings.core)
         self.hub = EventHub(self._parent_of)
         self.live_settings = LiveSettings(self.orch)
         self.sessions: dict[str, HostSession] = {}
@@ -134,7 +120,7 @@ class Runtime:
             session.close()
 
     async def _tick_loop(self) -> None:
-        interval = self.settings.heartbeat_interval_seconds / 2
+        interval = self.settings.core.heartbeat_interval_seconds / 2
         while True:
             await asyncio.sleep(interval)
             self.orch.tick(time.time())

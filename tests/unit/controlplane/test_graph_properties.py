@@ -358,7 +358,8 @@ class Sim:
                 assert not host.in_flight, (host.id, dict(host.in_flight))
             else:
                 prefetch = host.prefetch
-                assert self.limits.prefetch_min <= prefetch <= self.limits.prefetch_max, (host.id, prefetch)
+                lo, hi = self.limits.prefetch_min, self.limits.prefetch_max
+                assert lo <= prefetch <= hi, f"host {host.id}: prefetch {prefetch} outside [{lo}, {hi}]"
                 held = set(self.hosts[host.id].running)
                 assert set(host.in_flight.items()) <= held, (host.id, dict(host.in_flight), held)
 

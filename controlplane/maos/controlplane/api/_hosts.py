@@ -54,7 +54,7 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
             hosts_pb2.ControlItem(
                 registered=hosts_pb2.Registered(
                     host_id=register.host_id,
-                    heartbeat_interval_seconds=self._rt.settings.heartbeat_interval_seconds,
+                    heartbeat_interval_seconds=self._rt.settings.core.heartbeat_interval_seconds,
                     controlplane_version=VERSION,
                 )
             )

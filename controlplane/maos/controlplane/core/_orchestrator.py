@@ -368,6 +368,8 @@ class Orchestrator:
             self.hosts[host_id] = host
         host.slots = slots
         host.agent_types = frozenset(agent_types)
+        # A placeholder rebuilt after a restart has no prefetch yet; settings may have changed.
+        host.prefetch = min(max(host.prefetch, self.limits.prefetch_min), self.limits.prefetch_max)
         host.connected = True
         host.draining = False
         host.awaiting_reconnect = False
