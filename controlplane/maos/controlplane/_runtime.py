@@ -31,6 +31,7 @@ from maos.controlplane.core import (
 from maos.controlplane.store import (
     NamedBlob,
     Store,
+    TaskQuery,
     WriteBatch,
     attempt_row,
     event_row,
@@ -377,7 +378,6 @@ class Runtime:
         rec = self.orch.tasks.get(task_id)
         if rec is not None and rec.children:
             return [self.orch.tasks[c] for c in rec.children if c in self.orch.tasks]
-        from maos.controlplane.store import TaskQuery
 
         return await self.store.list_tasks(TaskQuery(parent_id=task_id, limit=self.settings.max_workflow_nodes))
 
