@@ -44,3 +44,20 @@ def recursive_spawn(ctx: Any, data: Any) -> int:
     child = {"description": f"depth {depth - 1}", "agent_type": ctx.agent_type, "input": {"depth": depth - 1}}
     ids = ctx.spawn_many([child, child])
     return int(sum(ctx.wait(ids)))
+
+
+def increment_counter(ctx: Any, data: Any) -> int:
+    """Add 1 to the tree's shared counter `times` times with explicit compare-and-set."""
+    from maos.errors import FailedPrecondition
+
+    conflicts = 0
+    for _ in range(int(data["times"])):
+        while True:
+            current = ctx.state.get("counter")
+            value, version = (current.value, current.version) if current is not None else (0, 0)
+            try:
+                ctx.state.cas("counter", value + 1, version)
+                break
+            except FailedPrecondition:
+                conflicts += 1
+    return conflicts

@@ -43,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         "--max-queue-time", type=float, default=300.0, help="aging: seconds queued before moving up one level"
     )
     parser.add_argument("--sqlite-synchronous", default="NORMAL", help="OFF|NORMAL|FULL (NORMAL survives SIGKILL)")
+    parser.add_argument(
+        "--state",
+        default=os.environ.get("MAOS_STATE", "sqlite"),
+        help="shared state: sqlite (default) or redis://HOST:PORT/DB",
+    )
     parser.add_argument("--log-level", default=os.environ.get("MAOS_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
     configure_json_logging(args.log_level)
@@ -52,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         agents_file=args.agents,
         ready_file=args.ready_file,
         sqlite_synchronous=args.sqlite_synchronous,
+        state_url=args.state,
         runtime=RuntimeSettings(
             core=CoreLimits(
                 heartbeat_interval_seconds=args.heartbeat_interval,

@@ -24,6 +24,7 @@ class ControlPlaneConfig:
     max_message_bytes: int = 16 * 1024 * 1024
     max_concurrent_streams: int = 1000
     sqlite_synchronous: str = "NORMAL"
+    state_url: str = "sqlite"  # shared state: "sqlite" (in the task store's file) or "redis://host:port/db"
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     input_limits: InputLimits = field(default_factory=InputLimits)
 

@@ -39,6 +39,8 @@ from .api import (
     TaskServicer,
     TemplateServicer,
 )
+from .api._state import STATE_SERVICE_NAME, add_state_service
+from .state import StateBackend, open_state_backend
 from .store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class ControlPlane:
         self.store = SqliteStore(config.database_path, synchronous=config.sqlite_synchronous)
         self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
         self.library = Library(self.runtime)
+        self.state: StateBackend | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.endpoint = ""
@@ -75,6 +78,9 @@ class ControlPlane:
         await self.store.open()
         await self.runtime.start()
         await self.library.load()
+        self.state = await open_state_backend(
+            self.config.state_url, self.config.database_path, sqlite_synchronous=self.config.sqlite_synchronous
+        )
         options = [
             ("grpc.max_receive_message_length", self.config.max_message_bytes),
             ("grpc.max_send_message_length", self.config.max_message_bytes),
@@ -93,8 +99,10 @@ class ControlPlane:
         templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(self.runtime, self.library), server)
         templates_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(self.library), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, lambda: self.endpoint), server)
+        add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
+            STATE_SERVICE_NAME,
             tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             hosts_pb2.DESCRIPTOR.services_by_name["HostService"].full_name,
             agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
@@ -121,11 +129,15 @@ class ControlPlane:
         self._server = server
         host = self.config.listen.rpartition(":")[0]
         self.endpoint = f"{host}:{port}"
-        for name in [*names[:6], ""]:
+        for name in [*names[:7], ""]:
             await _maybe_await(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))
         if self.config.ready_file is not None:
             _write_atomically(self.config.ready_file, json.dumps({"endpoint": self.endpoint, "pid": os.getpid()}))
         log.info("control plane serving on %s with store %s", self.endpoint, self.store.description)
+
+    def _capabilities(self, agent_type: str) -> tuple[str, ...]:
+        profile = self.profiles.get(agent_type)
+        return profile.capabilities if profile is not None else ()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -139,6 +151,8 @@ class ControlPlane:
         await self.runtime.shutdown()
         if self._server is not None:
             await self._server.stop(grace_seconds)
+        if self.state is not None:
+            await self.state.close()  # after the server: in-flight writes finish first
         await self.store.close()
         self._stopped.set()
         log.info("control plane stopped")

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from ._specs import task_input as task_input
     from ._specs import task_result as task_result
     from ._specs import task_spec as task_spec
+    from ._state_client import AsyncStateClient as AsyncStateClient
+    from ._state_client import StateClient as StateClient
+    from ._state_client import StateValue as StateValue
     from ._sync_client import Client as Client
 
 _LAZY: dict[str, str] = {
@@ -68,6 +71,9 @@ _LAZY: dict[str, str] = {
     "task_input": "._specs",
     "task_result": "._specs",
     "task_spec": "._specs",
+    "AsyncStateClient": "._state_client",
+    "StateClient": "._state_client",
+    "StateValue": "._state_client",
 }
 
 
@@ -89,9 +95,12 @@ __all__ = [
     "ENDPOINT_ENV",
     "SUBMIT_BATCH_LIMIT",
     "AsyncClient",
+    "AsyncStateClient",
     "Client",
     "SpecLike",
     "SpecOptions",
+    "StateClient",
+    "StateValue",
     "TaskContext",
     "agent_status_name",
     "from_rpc_error",

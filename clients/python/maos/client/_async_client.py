@@ -37,6 +37,7 @@ from ._requests import (
     update_request,
 )
 from ._specs import SpecLike, SpecOptions, list_request, submit_batches, task_spec, workflow_request
+from ._state_client import AsyncStateClient
 from ._waiting import WAIT_CHUNK_SECONDS, WaitClock
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class AsyncClient:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
         self._open_stubs: _Stubs | None = None
+        self._state: AsyncStateClient | None = None
 
     def _stubs(self) -> _Stubs:
         if self._open_stubs is None:
@@ -92,8 +94,16 @@ class AsyncClient:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, self.endpoint) from exc
 
+    @property
+    def state(self) -> AsyncStateClient:
+        """Shared state (get/put/cas/delete/list/watch) over this client's channel."""
+        if self._state is None:
+            self._state = AsyncStateClient(self._stubs().channel, self.endpoint, timeout=self.timeout)
+        return self._state
+
     async def close(self) -> None:
         """Close the channel; in-flight calls are cancelled. Idempotent."""
+        self._state = None
         stubs, self._open_stubs = self._open_stubs, None
         if stubs is not None:
             await stubs.channel.close(None)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from maos.v1 import common_pb2
 
     from ._async_client import AsyncClient
+    from ._context_state import TaskState
     from ._sync_client import Client
 
 __all__ = ["PROGRESS_MIN_INTERVAL_SECONDS", "ContextRuntime", "TaskContext"]
@@ -86,6 +87,7 @@ class TaskContext:
         "_lock",
         "_pending",
         "_runtime",
+        "_state",
         "_waiting",
         "agent_type",
         "attempt",
@@ -125,6 +127,7 @@ class TaskContext:
         self.labels: dict[str, str] = labels if labels is not None else {}
         self.endpoint = endpoint
         self._runtime = runtime
+        self._state: Any = None
         self._cancelled = False
         self._last_sent = -1e18
         self._pending: tuple[float, str] | None = None
@@ -185,6 +188,18 @@ class TaskContext:
         stream.flush()
 
     # ---- child tasks ----
+
+    @property
+    def state(self) -> TaskState:
+        """Shared state of this task's tree (`ctx.state.get/put/cas/delete/list/watch`)."""
+        if self._state is None:
+            from ._context_state import TaskState
+
+            self._state = TaskState(
+                task_id=self.task_id, attempt=self.attempt, root_id=self.root_id, endpoint=self.endpoint
+            )
+        state: TaskState = self._state
+        return state
 
     def spawn(
         self,

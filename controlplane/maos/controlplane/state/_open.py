@@ -1,0 +1,66 @@
+"""Choosing the backend from `--state URL`: "sqlite" (embedded, the default) or "redis://..."."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maos.errors import InvalidArgument
+
+from ._model import StateBackend, StateLimits
+from ._redis import DEFAULT_KEY_PREFIX, DEFAULT_MAX_CONNECTIONS, RedisStateBackend
+from ._sqlite import SqliteStateBackend
+
+DEFAULT_STATE_URL = "sqlite"
+
+
+def state_backend_for(
+    url: str,
+    sqlite_path: Path,
+    *,
+    limits: StateLimits | None = None,
+    sqlite_synchronous: str = "NORMAL",
+    redis_max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    redis_key_prefix: str = DEFAULT_KEY_PREFIX,
+) -> StateBackend:
+    """The backend a URL names, not yet opened; InvalidArgument for a URL it does not know.
+
+    "sqlite" (or "") keeps state in `sqlite_path`, the task store's database file;
+    "redis://host:port/db" and "rediss://..." (TLS) use Redis.
+    """
+    text = url.strip()
+    if text in ("", "sqlite", "sqlite:"):
+        return SqliteStateBackend(sqlite_path, limits=limits, synchronous=sqlite_synchronous)
+    if text.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            return RedisStateBackend(
+                text, limits=limits, key_prefix=redis_key_prefix, max_connections=redis_max_connections
+            )
+        except ValueError as exc:
+            raise InvalidArgument(f"--state {text}: {exc}") from None
+    raise InvalidArgument(f"--state {url!r} is not a state backend: use sqlite (the default) or redis://host:port/db")
+
+
+async def open_state_backend(
+    url: str,
+    sqlite_path: Path,
+    *,
+    limits: StateLimits | None = None,
+    sqlite_synchronous: str = "NORMAL",
+    redis_max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    redis_key_prefix: str = DEFAULT_KEY_PREFIX,
+) -> StateBackend:
+    """`state_backend_for(...)`, opened (Redis is pinged). Close it with `await backend.close()`."""
+    backend = state_backend_for(
+        url,
+        sqlite_path,
+        limits=limits,
+        sqlite_synchronous=sqlite_synchronous,
+        redis_max_connections=redis_max_connections,
+        redis_key_prefix=redis_key_prefix,
+    )
+    try:
+        await backend.open()
+    except BaseException:
+        await backend.close()
+        raise
+    return backend

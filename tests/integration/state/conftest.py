@@ -1,0 +1,44 @@
+"""Both shared-state backends, each on its own storage: SQLite in tmp_path, Redis under a
+key prefix of its own at 127.0.0.1:6379 (or $MAOS_TEST_REDIS_URL), deleted afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from maos.controlplane.state import RedisStateBackend, SqliteStateBackend, StateBackend, StateLimits
+
+REDIS_URL = os.environ.get("MAOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ["sqlite", "redis"]
+
+
+@asynccontextmanager
+async def open_backend(kind: str, tmp_path: Path, limits: StateLimits | None = None) -> AsyncIterator[StateBackend]:
+    """An opened backend of `kind` with nothing in it; its data is removed on exit."""
+    if kind == "sqlite":
+        async with SqliteStateBackend(tmp_path / f"state-{uuid.uuid4().hex[:8]}.db", limits=limits) as sqlite:
+            yield sqlite
+        return
+    prefix = f"maos-test:{uuid.uuid4().hex}:"
+    try:
+        async with RedisStateBackend(REDIS_URL, limits=limits, key_prefix=prefix, max_connections=16) as backend:
+            yield backend
+    finally:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            names = [name async for name in client.scan_iter(match=prefix + "*", count=1000)]
+            if names:
+                await client.delete(*names)
+        finally:
+            await client.aclose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateBackend]:
+    async with open_backend(request.param, tmp_path) as b:
+        yield b
