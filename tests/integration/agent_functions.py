@@ -61,3 +61,9 @@ def increment_counter(ctx: Any, data: Any) -> int:
             except FailedPrecondition:
                 conflicts += 1
     return conflicts
+
+
+def voter(ctx: Any, data: Any) -> Any:
+    """Vote this agent's choice on `topic` with `quorum` agents of its tree; return the outcome."""
+    outcome = ctx.vote(data["topic"], data["choice"], int(data["quorum"]), timeout=60)
+    return {"value": outcome.value, "voters": len(outcome.voters)}

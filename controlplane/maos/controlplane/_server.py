@@ -39,7 +39,10 @@ from .api import (
     TaskServicer,
     TemplateServicer,
 )
+from .api._messages import SERVICE_NAME as MESSAGE_SERVICE_NAME
+from .api._messages import add_message_service
 from .api._state import STATE_SERVICE_NAME, add_state_service
+from .messaging import Messaging, MessagingConfig, RuntimeTaskDirectory, open_messaging
 from .state import StateBackend, open_state_backend
 from .store import SqliteStore
 
@@ -68,6 +71,7 @@ class ControlPlane:
         self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
         self.library = Library(self.runtime)
         self.state: StateBackend | None = None
+        self.messaging: Messaging | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.endpoint = ""
@@ -80,6 +84,11 @@ class ControlPlane:
         await self.library.load()
         self.state = await open_state_backend(
             self.config.state_url, self.config.database_path, sqlite_synchronous=self.config.sqlite_synchronous
+        )
+        self.messaging = await open_messaging(
+            self.config.database_path,
+            RuntimeTaskDirectory(self.runtime.orch.tasks, self.runtime.store.get_tasks),
+            MessagingConfig(sqlite_synchronous=self.config.sqlite_synchronous),
         )
         options = [
             ("grpc.max_receive_message_length", self.config.max_message_bytes),
@@ -100,9 +109,11 @@ class ControlPlane:
         templates_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(self.library), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, lambda: self.endpoint), server)
         add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
+        add_message_service(server, self.messaging)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
             STATE_SERVICE_NAME,
+            MESSAGE_SERVICE_NAME,
             tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
             hosts_pb2.DESCRIPTOR.services_by_name["HostService"].full_name,
             agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
@@ -129,7 +140,7 @@ class ControlPlane:
         self._server = server
         host = self.config.listen.rpartition(":")[0]
         self.endpoint = f"{host}:{port}"
-        for name in [*names[:7], ""]:
+        for name in [*names[:8], ""]:
             await _maybe_await(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))
         if self.config.ready_file is not None:
             _write_atomically(self.config.ready_file, json.dumps({"endpoint": self.endpoint, "pid": os.getpid()}))
@@ -151,6 +162,8 @@ class ControlPlane:
         await self.runtime.shutdown()
         if self._server is not None:
             await self._server.stop(grace_seconds)
+        if self.messaging is not None:
+            await self.messaging.close()
         if self.state is not None:
             await self.state.close()  # after the server: in-flight writes finish first
         await self.store.close()

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from ._enums import status_name as status_name
     from ._enums import task_type_name as task_type_name
     from ._errors import from_rpc_error as from_rpc_error
+    from ._messages_client import AsyncMessagesClient as AsyncMessagesClient
+    from ._messages_client import MessagesClient as MessagesClient
     from ._specs import SUBMIT_BATCH_LIMIT as SUBMIT_BATCH_LIMIT
     from ._specs import SpecLike as SpecLike
     from ._specs import SpecOptions as SpecOptions
@@ -71,6 +73,8 @@ _LAZY: dict[str, str] = {
     "task_input": "._specs",
     "task_result": "._specs",
     "task_spec": "._specs",
+    "AsyncMessagesClient": "._messages_client",
+    "MessagesClient": "._messages_client",
     "AsyncStateClient": "._state_client",
     "StateClient": "._state_client",
     "StateValue": "._state_client",
@@ -95,8 +99,10 @@ __all__ = [
     "ENDPOINT_ENV",
     "SUBMIT_BATCH_LIMIT",
     "AsyncClient",
+    "AsyncMessagesClient",
     "AsyncStateClient",
     "Client",
+    "MessagesClient",
     "SpecLike",
     "SpecOptions",
     "StateClient",

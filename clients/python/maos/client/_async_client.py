@@ -28,6 +28,7 @@ from maos.v1 import (
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
+from ._messages_client import AsyncMessagesClient
 from ._requests import (
     DEFAULT_PLAN_TEMPLATE,
     add_to_batch_request,
@@ -72,6 +73,7 @@ class AsyncClient:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
         self._open_stubs: _Stubs | None = None
+        self._messages: AsyncMessagesClient | None = None
         self._state: AsyncStateClient | None = None
 
     def _stubs(self) -> _Stubs:
@@ -95,6 +97,13 @@ class AsyncClient:
             raise from_rpc_error(exc, self.endpoint) from exc
 
     @property
+    def messages(self) -> AsyncMessagesClient:
+        """Messages between agents (send, broadcast, publish, receive, ack, subscribe) on this channel."""
+        if self._messages is None:
+            self._messages = AsyncMessagesClient(self._stubs().channel, self.endpoint, timeout=self.timeout)
+        return self._messages
+
+    @property
     def state(self) -> AsyncStateClient:
         """Shared state (get/put/cas/delete/list/watch) over this client's channel."""
         if self._state is None:
@@ -104,6 +113,7 @@ class AsyncClient:
     async def close(self) -> None:
         """Close the channel; in-flight calls are cancelled. Idempotent."""
         self._state = None
+        self._messages = None
         stubs, self._open_stubs = self._open_stubs, None
         if stubs is not None:
             await stubs.channel.close(None)

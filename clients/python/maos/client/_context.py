@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from maos.v1 import common_pb2
 
     from ._async_client import AsyncClient
+    from ._context_messages import TaskMessages, VoteOutcome
     from ._context_state import TaskState
     from ._sync_client import Client
 
@@ -85,6 +86,7 @@ class TaskContext:
         "_cancelled",
         "_last_sent",
         "_lock",
+        "_messages",
         "_pending",
         "_runtime",
         "_state",
@@ -128,6 +130,7 @@ class TaskContext:
         self.endpoint = endpoint
         self._runtime = runtime
         self._state: Any = None
+        self._messages: Any = None
         self._cancelled = False
         self._last_sent = -1e18
         self._pending: tuple[float, str] | None = None
@@ -188,6 +191,33 @@ class TaskContext:
         stream.flush()
 
     # ---- child tasks ----
+
+    @property
+    def messages(self) -> TaskMessages:
+        """Messages: `ctx.messages.send/broadcast/publish/receive/subscribe` (and *_async)."""
+        if self._messages is None:
+            from ._context_messages import TaskMessages
+
+            self._messages = TaskMessages(
+                task_id=self.task_id, attempt=self.attempt, root_id=self.root_id, endpoint=self.endpoint
+            )
+        messages: TaskMessages = self._messages
+        return messages
+
+    def vote(self, topic: str, value: Any, quorum: int, timeout: float = 60.0) -> VoteOutcome:
+        """Vote with the other agents of this tree; every voter gets the same outcome
+        (the majority value; ties go to the smallest JSON-serialised value)."""
+        return self.messages.vote(topic, value, quorum, timeout=timeout)
+
+    async def vote_async(
+        self,
+        topic: str,
+        value: Any,
+        quorum: int,
+        timeout: float = 60.0,  # noqa: ASYNC109 - the vote's deadline
+    ) -> VoteOutcome:
+        """`vote` for async agents."""
+        return await self.messages.vote_async(topic, value, quorum, timeout=timeout)
 
     @property
     def state(self) -> TaskState:

@@ -27,6 +27,7 @@ from maos.v1 import (
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
+from ._messages_client import MessagesClient
 from ._requests import (
     DEFAULT_PLAN_TEMPLATE,
     add_to_batch_request,
@@ -65,6 +66,7 @@ class Client:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
         self._open_stubs: _Stubs | None = None
+        self._messages: MessagesClient | None = None
         self._state: StateClient | None = None
 
     def _stubs(self) -> _Stubs:
@@ -94,6 +96,13 @@ class Client:
             raise from_rpc_error(exc, self.endpoint) from exc
 
     @property
+    def messages(self) -> MessagesClient:
+        """Messages between agents (send, broadcast, publish, receive, ack, subscribe) on this channel."""
+        if self._messages is None:
+            self._messages = MessagesClient(self._stubs().channel, self.endpoint, timeout=self.timeout)
+        return self._messages
+
+    @property
     def state(self) -> StateClient:
         """Shared state (get/put/cas/delete/list/watch) over this client's channel."""
         if self._state is None:
@@ -103,6 +112,7 @@ class Client:
     def close(self) -> None:
         """Close the channel; in-flight calls are cancelled. Idempotent."""
         self._state = None
+        self._messages = None
         stubs, self._open_stubs = self._open_stubs, None
         if stubs is not None:
             stubs.channel.close()

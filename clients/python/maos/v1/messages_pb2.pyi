@@ -313,6 +313,9 @@ class MailboxStats(_message.Message):
     REDELIVERED_FIELD_NUMBER: _builtins.int
     EXPIRED_FIELD_NUMBER: _builtins.int
     REJECTED_FULL_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
+    DELIVERY_ERRORS_FIELD_NUMBER: _builtins.int
     mailbox: _builtins.str
     queued: _builtins.int
     in_flight: _builtins.int
@@ -321,6 +324,12 @@ class MailboxStats(_message.Message):
     redelivered: _builtins.int
     expired: _builtins.int
     rejected_full: _builtins.int
+    bytes: _builtins.int
+    """payload bytes accepted (for a topic: bytes published)"""
+    batches: _builtins.int
+    """Receive answers and Subscribe rounds that carried messages"""
+    delivery_errors: _builtins.int
+    """leases that ran out unacknowledged (each leads to a redelivery or expiry)"""
     def __init__(
         self,
         *,
@@ -332,10 +341,13 @@ class MailboxStats(_message.Message):
         redelivered: _builtins.int = ...,
         expired: _builtins.int = ...,
         rejected_full: _builtins.int = ...,
+        bytes: _builtins.int = ...,
+        batches: _builtins.int = ...,
+        delivery_errors: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "expired", b"expired", "in_flight", b"in_flight", "mailbox", b"mailbox", "queued", b"queued", "redelivered", b"redelivered", "rejected_full", b"rejected_full", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "bytes", b"bytes", "delivered", b"delivered", "delivery_errors", b"delivery_errors", "expired", b"expired", "in_flight", b"in_flight", "mailbox", b"mailbox", "queued", b"queued", "redelivered", b"redelivered", "rejected_full", b"rejected_full", "sent", b"sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

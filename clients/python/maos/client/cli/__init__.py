@@ -13,6 +13,7 @@ from ._batches import batch_group
 from ._config import config_group
 from ._daemons import agenthost, controlplane, up
 from ._hosts import agent_group, host_group, status
+from ._messages import msg_group
 from ._state import state_group
 from ._task_graph import plan, priority, submit_from_template
 from ._tasks import task_group
@@ -28,6 +29,7 @@ for _command in (
     template_group,
     config_group,
     state_group,
+    msg_group,
     host_group,
     agent_group,
     status,

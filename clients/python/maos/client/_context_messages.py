@@ -1,0 +1,548 @@
+"""TaskMessages: messaging and voting for agent code, as `ctx.messages` and `ctx.vote`.
+
+    def run(ctx, data):
+        ctx.messages.send(peer_id, {"partial": 42}, priority="high")
+        for msg in ctx.messages.receive(timeout=10):      # acknowledged on return
+            print(msg.sender, msg.value)
+        for msg in ctx.messages.subscribe("prices"):      # topic:prices/<this task>
+            ...
+        plan = ctx.vote("plan", "B", quorum=3).value      # the same outcome for every voter
+
+Delivery is at-least-once: `receive` and `subscribe` drop ids they have
+already returned (a bounded memory of recent ids) and acknowledge what they
+hand over, so agent code sees each message once unless its process dies
+while handling it.
+
+Voting is built on broadcast: each voter sends {"vote", "voter", "value"} to
+every unfinished task of its tree (content type VOTE_CONTENT_TYPE) and reads
+its own mailbox until it has the votes of `quorum` distinct voters. Votes are
+ordered by message id, which the control plane assigns in the order it
+accepts messages (a monotonic ULID), and each voter knows the id of its own
+vote, so every voter takes the same first `quorum` voters (a voter's first
+vote counts) and computes the same outcome: the value with the most votes,
+ties broken by the smallest JSON serialisation (sorted keys). Votes that
+arrive while the agent is not voting are kept for its later `vote` call and
+never returned by `receive`. Limits: every voter must exist (be submitted)
+before the first vote of a round is cast, since a broadcast reaches only the
+tasks unfinished at that moment; use a fresh topic per decision.
+
+This module stays light to import, like _context: grpc and the SDK load on
+first use. One blocking channel per endpoint per process (one aio channel per
+event loop) is shared by every task of a worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import grpc
+    import grpc.aio
+    from maos.v1 import messages_pb2
+
+    from ._messages_client import AsyncMessagesClient, MessagesClient
+
+__all__ = ["VOTE_CONTENT_TYPE", "Received", "TaskMessages", "VoteOutcome"]
+
+VOTE_CONTENT_TYPE = "application/vnd.maos.vote+json"
+SEEN_IDS = 10_000
+"""How many recently returned message ids each TaskMessages remembers to drop redeliveries."""
+_BATCH = 100
+_LEASE_SECONDS = 30.0
+_LONG_POLL_SECONDS = 30.0  # one Receive call's longest wait; longer waits are several calls
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message as agent code sees it: who sent it, and its payload decoded."""
+
+    id: str
+    sender: str  # the sending task's id; "" for an operator
+    value: Any  # JSON decoded to Python; bytes for other content types
+    priority: str  # critical, high, medium, low
+    topic: str  # set for messages that came through a topic
+    recipient: str  # task:<id>, topic:<name> or tree:<root id>
+    sent_at: float  # seconds since the epoch
+    delivery_count: int  # 1 on first delivery; more after a redelivery
+
+
+@dataclass(frozen=True, slots=True)
+class VoteOutcome:
+    """The decision every voter of a round computes alike."""
+
+    value: Any  # the winning value
+    tally: dict[str, int]  # JSON serialisation of each value -> votes among the first quorum voters
+    voters: tuple[str, ...]  # the task ids whose votes counted, in vote order
+
+
+class _Inbox:
+    """What a TaskMessages remembers between calls: ids it returned, messages set aside
+    during a vote (not yet acknowledged), and votes of rounds not yet being counted."""
+
+    def __init__(self) -> None:
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.aside: deque[messages_pb2.Message] = deque()
+        self.aside_ids: set[str] = set()
+        self.votes: dict[str, dict[str, tuple[str, bytes]]] = {}  # topic -> id -> (voter, value JSON)
+
+    def remember(self, message_id: str) -> None:
+        self.seen[message_id] = None
+        if len(self.seen) > SEEN_IDS:
+            self.seen.popitem(last=False)
+
+    def sort(
+        self, batch: list[messages_pb2.Message], *, keep_aside: bool
+    ) -> tuple[list[messages_pb2.Message], list[str]]:
+        """Split a received batch: fresh messages for the caller, and ids to acknowledge now
+        (duplicates and votes, which go to `votes`). With `keep_aside`, fresh messages are
+        set aside instead (a vote is reading) and stay unacknowledged until handed out."""
+        fresh: list[messages_pb2.Message] = []
+        ack: list[str] = []
+        for msg in batch:
+            if msg.id in self.seen:
+                ack.append(msg.id)
+            elif msg.id in self.aside_ids:
+                continue  # redelivered while set aside: it is acknowledged when handed out
+            elif msg.payload.content_type == VOTE_CONTENT_TYPE:
+                ack.append(msg.id)
+                vote = _parse_vote(msg)
+                if vote is not None:
+                    self.votes.setdefault(vote[0], {})[msg.id] = (vote[1], vote[2])
+            elif keep_aside:
+                self.aside.append(msg)
+                self.aside_ids.add(msg.id)
+            else:
+                self.remember(msg.id)
+                fresh.append(msg)
+        return fresh, ack
+
+    def take_aside(self, limit: int) -> list[messages_pb2.Message]:
+        out: list[messages_pb2.Message] = []
+        while self.aside and len(out) < limit:
+            msg = self.aside.popleft()
+            self.aside_ids.discard(msg.id)
+            self.remember(msg.id)
+            out.append(msg)
+        return out
+
+
+def _parse_vote(msg: messages_pb2.Message) -> tuple[str, str, bytes] | None:
+    import orjson
+
+    try:
+        body = orjson.loads(msg.payload.data)
+        topic, voter = body["vote"], body["voter"]
+        value = orjson.dumps(body.get("value"), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(topic, str) or not isinstance(voter, str):
+        return None
+    return topic, voter, value
+
+
+class _VoteRound:
+    """One voter's count of one round; `outcome()` is None until it is decided."""
+
+    def __init__(self, topic: str, quorum: int, own: tuple[str, str, bytes]) -> None:
+        self.topic = topic
+        self.quorum = quorum
+        self.own_id = own[0]
+        self.votes: dict[str, tuple[str, bytes]] = {own[0]: (own[1], own[2])}
+        self.complete_up_to = ""  # every vote with an id up to this one has been seen
+
+    def absorb(self, votes: dict[str, tuple[str, bytes]]) -> None:
+        if votes:
+            self.votes.update(votes)
+            self.complete_up_to = max(self.complete_up_to, max(votes))
+
+    def drained(self) -> None:
+        """A read came back short after our vote was committed: every earlier vote has arrived."""
+        self.complete_up_to = max(self.complete_up_to, self.own_id)
+
+    def voters_seen(self) -> int:
+        return len({voter for voter, _ in self.votes.values()})
+
+    def outcome(self) -> VoteOutcome | None:
+        import orjson
+
+        first: dict[str, bytes] = {}
+        last_id = ""
+        for vote_id in sorted(self.votes):
+            voter, value = self.votes[vote_id]
+            if voter not in first:
+                first[voter] = value
+                last_id = vote_id
+                if len(first) == self.quorum:
+                    break
+        if len(first) < self.quorum or last_id > self.complete_up_to:
+            return None
+        tally = Counter(first.values())
+        winner = min(tally, key=lambda value: (-tally[value], value))
+        return VoteOutcome(
+            value=orjson.loads(winner),
+            tally={value.decode(): count for value, count in sorted(tally.items())},
+            voters=tuple(first),
+        )
+
+
+def _received(msg: messages_pb2.Message) -> Received:
+    from ._enums import priority_name
+    from ._messages_client import message_value
+
+    return Received(
+        id=msg.id,
+        sender=msg.sender_task_id,
+        value=message_value(msg),
+        priority=priority_name(msg.priority),
+        topic=msg.topic,
+        recipient=msg.recipient,
+        sent_at=msg.sent_at.seconds + msg.sent_at.nanos / 1e9,
+        delivery_count=msg.delivery_count,
+    )
+
+
+def _check_vote(topic: str, quorum: int) -> None:
+    from maos.errors import InvalidArgument
+
+    if not isinstance(topic, str) or not topic:
+        raise InvalidArgument("vote topic must be a non-empty string naming the decision")
+    if not isinstance(quorum, int) or quorum < 1:
+        raise InvalidArgument(f"quorum must be a whole number of voters, at least 1, got {quorum!r}")
+
+
+def _vote_timeout(topic: str, round_: _VoteRound, timeout: float) -> Exception:
+    from maos.errors import DeadlineExceeded
+
+    return DeadlineExceeded(
+        f"vote {topic!r}: {round_.voters_seen()} of {round_.quorum} voters after {timeout:g}s; "
+        "were all voters submitted before the first vote?"
+    )
+
+
+class TaskMessages:
+    """Messages for one task attempt: its mailbox, its tree, topics, and votes.
+
+    Not thread-safe: read from one thread (or one asyncio task) at a time.
+    """
+
+    def __init__(self, *, task_id: str, attempt: int = 1, root_id: str = "", endpoint: str = "") -> None:
+        self.task_id = task_id
+        self.attempt = attempt
+        self.root_id = root_id or task_id
+        self.endpoint = endpoint
+        self.mailbox = "task:" + task_id
+        self._inbox = _Inbox()
+        self._sync: MessagesClient | None = None
+        self._async: tuple[asyncio.AbstractEventLoop, AsyncMessagesClient] | None = None
+
+    def __repr__(self) -> str:
+        return f"TaskMessages(task_id={self.task_id!r})"
+
+    # ---------------------------------------------------------------- clients
+
+    def _client(self) -> MessagesClient:
+        if self._sync is None:
+            from ._messages_client import MessagesClient
+
+            self._sync = MessagesClient(
+                _channel(self.endpoint), _endpoint(self.endpoint), caller=(self.task_id, self.attempt)
+            )
+        return self._sync
+
+    def _aclient(self) -> AsyncMessagesClient:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            from ._messages_client import AsyncMessagesClient
+
+            client = AsyncMessagesClient(
+                _aio_channel(self.endpoint), _endpoint(self.endpoint), caller=(self.task_id, self.attempt)
+            )
+            self._async = (loop, client)
+        return self._async[1]
+
+    # ---------------------------------------------------------------- sending
+
+    def send(
+        self,
+        to_task_id: str,
+        value: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Send `value` (JSON, or bytes) to the mailbox of a task of this tree; the message id.
+
+        Raises NotFound for an unknown task, FailedPrecondition for a finished
+        one, PermissionDenied for a task of another tree (publish to a topic
+        instead), ResourceExhausted when its mailbox is full (retry later).
+        """
+        reply = self._client().send(to_task_id, value, priority=priority, ttl=ttl, message_id=message_id)
+        return reply.message_ids[0]
+
+    def broadcast(self, value: Any, *, priority: str | int | None = None, ttl: float | None = None) -> int:
+        """Send to every other unfinished task of this task's tree; how many received it."""
+        return self._client().broadcast(self.root_id, value, priority=priority, ttl=ttl).recipients
+
+    def publish(
+        self,
+        topic: str,
+        value: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+    ) -> int:
+        """Publish to a topic; how many subscriptions received it (0 is not an error)."""
+        return self._client().publish(topic, value, priority=priority, ttl=ttl, message_id=message_id).recipients
+
+    # ---------------------------------------------------------------- reading
+
+    def receive(self, timeout: float | None = None, *, max: int = _BATCH) -> list[Received]:
+        """Messages from this task's mailbox, in priority order: up to `max`, waiting up to
+        `timeout` seconds for the first (None: until one arrives; 0: do not wait).
+
+        What is returned is acknowledged; redeliveries of ids already returned are dropped.
+        """
+        client = self._client()
+        out = self._inbox.take_aside(max)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not out:
+            batch = client.receive(self.mailbox, max=max, wait=_chunk(deadline), lease=_LEASE_SECONDS)
+            fresh, ack = self._inbox.sort(batch, keep_aside=False)
+            out.extend(fresh)
+            if ack:
+                client.ack(self.mailbox, ack)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        if out:
+            client.ack(self.mailbox, [m.id for m in out])
+        return [_received(m) for m in out]
+
+    def subscribe(
+        self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH
+    ) -> Iterator[Received]:
+        """Messages published to `topic` from now on (subscription "topic:<topic>/<this task>"),
+        as they arrive; each is acknowledged when the next is asked for or the loop ends."""
+        client = self._client()
+        mailbox = f"topic:{topic}/{self.task_id}"
+        pending: str | None = None
+        stream = client.subscribe(mailbox, lease=lease, max_in_flight=max_in_flight)
+        try:
+            for msg in stream:
+                if pending is not None:
+                    client.ack(mailbox, [pending])
+                    pending = None
+                if msg.id in self._inbox.seen:
+                    client.ack(mailbox, [msg.id])
+                    continue
+                self._inbox.remember(msg.id)
+                pending = msg.id
+                yield _received(msg)
+        finally:
+            if pending is not None:
+                client.ack(mailbox, [pending])
+            stream.close()
+
+    # ----------------------------------------------------------------- voting
+
+    def vote(self, topic: str, value: Any, quorum: int, timeout: float = 60.0) -> VoteOutcome:
+        """Vote `value` on `topic` with the other agents of this tree; the outcome of the first
+        `quorum` distinct voters, the same for all of them. DeadlineExceeded after `timeout` s."""
+        _check_vote(topic, quorum)
+        client = self._client()
+        body = {"vote": topic, "voter": self.task_id, "value": value}
+        reply = client.broadcast(self.root_id, body, priority="high", content_type=VOTE_CONTENT_TYPE)
+        round_ = self._start_round(topic, quorum, value, reply)
+        deadline = time.monotonic() + timeout
+        wait = 0.0  # the first read does not wait: our own vote may complete the quorum
+        while True:
+            batch = client.receive(self.mailbox, max=_BATCH, wait=wait, lease=_vote_lease(timeout))
+            _, ack = self._inbox.sort(batch, keep_aside=True)
+            if ack:
+                client.ack(self.mailbox, ack)
+            outcome = self._count(round_, batch)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() >= deadline:
+                raise _vote_timeout(topic, round_, timeout)
+            wait = _chunk(deadline)
+
+    def _start_round(self, topic: str, quorum: int, value: Any, reply: messages_pb2.SendResponse) -> _VoteRound:
+        import orjson
+
+        own_id = reply.message_ids[0] if reply.message_ids else ""
+        round_ = _VoteRound(topic, quorum, (own_id, self.task_id, orjson.dumps(value, option=orjson.OPT_SORT_KEYS)))
+        round_.absorb(self._inbox.votes.pop(topic, {}))
+        return round_
+
+    def _count(self, round_: _VoteRound, batch: list[messages_pb2.Message]) -> VoteOutcome | None:
+        round_.absorb(self._inbox.votes.pop(round_.topic, {}))
+        if len(batch) < _BATCH:
+            round_.drained()
+        return round_.outcome()
+
+    # ------------------------------------------------------------------ async
+
+    async def send_async(
+        self,
+        to_task_id: str,
+        value: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """`send` for async agents."""
+        reply = await self._aclient().send(to_task_id, value, priority=priority, ttl=ttl, message_id=message_id)
+        return reply.message_ids[0]
+
+    async def broadcast_async(self, value: Any, *, priority: str | int | None = None, ttl: float | None = None) -> int:
+        """`broadcast` for async agents."""
+        return (await self._aclient().broadcast(self.root_id, value, priority=priority, ttl=ttl)).recipients
+
+    async def publish_async(
+        self,
+        topic: str,
+        value: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+    ) -> int:
+        """`publish` for async agents."""
+        reply = await self._aclient().publish(topic, value, priority=priority, ttl=ttl, message_id=message_id)
+        return reply.recipients
+
+    async def receive_async(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - bounds the server-side long poll, like receive()
+        *,
+        max: int = _BATCH,
+    ) -> list[Received]:
+        """`receive` for async agents."""
+        client = self._aclient()
+        out = self._inbox.take_aside(max)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not out:
+            batch = await client.receive(self.mailbox, max=max, wait=_chunk(deadline), lease=_LEASE_SECONDS)
+            fresh, ack = self._inbox.sort(batch, keep_aside=False)
+            out.extend(fresh)
+            if ack:
+                await client.ack(self.mailbox, ack)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        if out:
+            await client.ack(self.mailbox, [m.id for m in out])
+        return [_received(m) for m in out]
+
+    async def subscribe_async(
+        self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH
+    ) -> AsyncIterator[Received]:
+        """`subscribe` for async agents."""
+        client = self._aclient()
+        mailbox = f"topic:{topic}/{self.task_id}"
+        pending: str | None = None
+        stream = client.subscribe(mailbox, lease=lease, max_in_flight=max_in_flight)
+        try:
+            async for msg in stream:
+                if pending is not None:
+                    await client.ack(mailbox, [pending])
+                    pending = None
+                if msg.id in self._inbox.seen:
+                    await client.ack(mailbox, [msg.id])
+                    continue
+                self._inbox.remember(msg.id)
+                pending = msg.id
+                yield _received(msg)
+        finally:
+            if pending is not None:
+                await client.ack(mailbox, [pending])
+            await stream.aclose()
+
+    async def vote_async(
+        self,
+        topic: str,
+        value: Any,
+        quorum: int,
+        timeout: float = 60.0,  # noqa: ASYNC109 - bounds the server-side long polls, like vote()
+    ) -> VoteOutcome:
+        """`vote` for async agents."""
+        _check_vote(topic, quorum)
+        client = self._aclient()
+        body = {"vote": topic, "voter": self.task_id, "value": value}
+        reply = await client.broadcast(self.root_id, body, priority="high", content_type=VOTE_CONTENT_TYPE)
+        round_ = self._start_round(topic, quorum, value, reply)
+        deadline = time.monotonic() + timeout
+        wait = 0.0
+        while True:
+            batch = await client.receive(self.mailbox, max=_BATCH, wait=wait, lease=_vote_lease(timeout))
+            _, ack = self._inbox.sort(batch, keep_aside=True)
+            if ack:
+                await client.ack(self.mailbox, ack)
+            outcome = self._count(round_, batch)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() >= deadline:
+                raise _vote_timeout(topic, round_, timeout)
+            wait = _chunk(deadline)
+
+
+def _vote_lease(timeout: float) -> float:
+    """How long messages set aside during a vote stay leased (within the service's 12 h bound)."""
+    return min(timeout + _LEASE_SECONDS, 3600.0)
+
+
+def _chunk(deadline: float | None) -> float:
+    """How long the next Receive may wait."""
+    if deadline is None:
+        return _LONG_POLL_SECONDS
+    return max(0.0, min(_LONG_POLL_SECONDS, deadline - time.monotonic()))
+
+
+# One channel per endpoint per process (per event loop for grpc.aio), made on first use.
+_channels_lock = threading.Lock()
+_channels: dict[str, grpc.Channel] = {}
+_aio_channels: dict[str, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel]] = {}
+
+
+def _endpoint(endpoint: str) -> str:
+    from ._config import resolve_endpoint
+
+    return resolve_endpoint(endpoint or None)
+
+
+def _channel(endpoint: str) -> grpc.Channel:
+    channel = _channels.get(endpoint)
+    if channel is None:
+        import grpc
+
+        from ._config import CHANNEL_OPTIONS
+
+        with _channels_lock:
+            channel = _channels.get(endpoint)
+            if channel is None:
+                channel = _channels[endpoint] = grpc.insecure_channel(_endpoint(endpoint), options=CHANNEL_OPTIONS)
+    return channel
+
+
+def _aio_channel(endpoint: str) -> grpc.aio.Channel:
+    loop = asyncio.get_running_loop()
+    entry = _aio_channels.get(endpoint)
+    if entry is None or entry[0] is not loop:
+        import grpc.aio
+
+        from ._config import CHANNEL_OPTIONS
+
+        # A grpc.aio channel belongs to the loop it was opened on.
+        entry = _aio_channels[endpoint] = (
+            loop,
+            grpc.aio.insecure_channel(_endpoint(endpoint), options=CHANNEL_OPTIONS),
+        )
+    return entry[1]

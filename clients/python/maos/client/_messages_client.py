@@ -1,0 +1,367 @@
+"""MessagesClient / AsyncMessagesClient: MessageService for Python code.
+
+    with Client() as maos:                       # maos.messages: a MessagesClient
+        maos.messages.send(task_id, {"hello": 1}, priority="high")
+        msgs = maos.messages.receive("task:" + task_id, max=100, wait=5)
+        for msg in msgs:
+            print(message_value(msg))
+        maos.messages.ack("task:" + task_id, [msg.id for msg in msgs])
+
+Delivery is at-least-once: a received message is leased to the receiver for
+`lease` seconds and delivered again unless acknowledged in time, so receivers
+acknowledge what they processed and drop ids they have already seen.
+Payloads are Python values sent as JSON, or bytes sent as they are.
+
+Every call sends the caller's identity (`maos-task-id`, from MAOS_TASK_ID or
+the `caller` given to the constructor): it is the sender of what is sent,
+and the default mailbox of `receive`/`ack`/`subscribe`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+import grpc.aio
+from maos.errors import InvalidArgument
+from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
+from maos.wire import PayloadError, json_payload
+
+from ._config import DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata
+from ._enums import parse_priority
+from ._errors import from_rpc_error
+from ._specs import payload_value_or_bytes
+
+if TYPE_CHECKING:
+    from maos.v1.messages_pb2_grpc import MessageServiceAsyncStub
+
+BYTES_CONTENT_TYPE = "application/octet-stream"
+DEFAULT_LEASE_SECONDS = 30.0
+Metadata = tuple[tuple[str, str], ...]
+_Req = TypeVar("_Req")
+_R = TypeVar("_R")
+
+
+def message_payload(value: Any, content_type: str | None = None) -> common_pb2.Payload:
+    """A Payload: bytes as they are (octet-stream unless `content_type`), anything else as JSON."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return common_pb2.Payload(data=bytes(value), content_type=content_type or BYTES_CONTENT_TYPE)
+    try:
+        payload = json_payload(value)
+    except PayloadError as exc:
+        raise InvalidArgument(f"message payload: {exc}") from None
+    if content_type:
+        payload.content_type = content_type
+    return payload
+
+
+def message_value(msg: messages_pb2.Message) -> Any:
+    """A received message's payload decoded: JSON to a Python value, other content types to bytes."""
+    return payload_value_or_bytes(msg.payload)
+
+
+def caller_identity(caller: tuple[str, int] | None) -> Metadata:
+    """Metadata naming the calling task: the given (task id, attempt), else the environment's."""
+    if caller is None:
+        return caller_metadata()
+    return (("maos-task-id", caller[0]), ("maos-attempt", str(caller[1])))
+
+
+def send_request(
+    payload: Any,
+    *,
+    to_task_id: str = "",
+    broadcast_root_id: str = "",
+    priority: str | int | None = None,
+    ttl: float | None = None,
+    message_id: str | None = None,
+    content_type: str | None = None,
+) -> messages_pb2.SendRequest:
+    """A SendRequest to one task or (broadcast_root_id) to a whole tree."""
+    return messages_pb2.SendRequest(
+        to_task_id=to_task_id,
+        broadcast_root_id=broadcast_root_id,
+        priority=parse_priority(priority) if priority is not None else common_pb2.PRIORITY_UNSPECIFIED,
+        payload=message_payload(payload, content_type),
+        ttl_seconds=_ttl(ttl),
+        message_id=message_id or "",
+    )
+
+
+def publish_request(
+    topic: str,
+    payload: Any,
+    *,
+    priority: str | int | None = None,
+    ttl: float | None = None,
+    message_id: str | None = None,
+    content_type: str | None = None,
+) -> messages_pb2.PublishRequest:
+    """A PublishRequest to every subscription of `topic`."""
+    return messages_pb2.PublishRequest(
+        topic=topic,
+        priority=parse_priority(priority) if priority is not None else common_pb2.PRIORITY_UNSPECIFIED,
+        payload=message_payload(payload, content_type),
+        ttl_seconds=_ttl(ttl),
+        message_id=message_id or "",
+    )
+
+
+def _ttl(ttl: float | None) -> float:
+    if ttl is None:
+        return 0.0
+    if not ttl > 0:
+        raise InvalidArgument(f"ttl must be a positive number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+class MessagesClient:
+    """MessageService on a blocking channel (which the caller owns and closes)."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        endpoint: str,
+        *,
+        timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
+        caller: tuple[str, int] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._stub = messages_pb2_grpc.MessageServiceStub(channel)
+        self._caller = caller
+
+    def _call(self, method: grpc.UnaryUnaryMultiCallable[_Req, _R], request: _Req, timeout: float | None = None) -> _R:
+        try:
+            return method(
+                request, timeout=self.timeout if timeout is None else timeout, metadata=caller_identity(self._caller)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+
+    def send(
+        self,
+        to_task_id: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """Send to one task's mailbox. `message_id` makes a resend a no-op; `ttl` in seconds (default 24 h)."""
+        request = send_request(
+            payload,
+            to_task_id=to_task_id,
+            priority=priority,
+            ttl=ttl,
+            message_id=message_id,
+            content_type=content_type,
+        )
+        reply: messages_pb2.SendResponse = self._call(self._stub.Send, request)
+        return reply
+
+    def broadcast(
+        self,
+        root_id: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """Send to every unfinished task of the tree rooted at `root_id`, except the caller."""
+        request = send_request(
+            payload,
+            broadcast_root_id=root_id,
+            priority=priority,
+            ttl=ttl,
+            message_id=message_id,
+            content_type=content_type,
+        )
+        reply: messages_pb2.SendResponse = self._call(self._stub.Send, request)
+        return reply
+
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """Copy to every current subscription of `topic`; `recipients` is 0 when nobody subscribes."""
+        request = publish_request(
+            topic, payload, priority=priority, ttl=ttl, message_id=message_id, content_type=content_type
+        )
+        reply: messages_pb2.SendResponse = self._call(self._stub.Publish, request)
+        return reply
+
+    def receive(
+        self, mailbox: str | None = None, *, max: int = 1, wait: float = 0.0, lease: float = DEFAULT_LEASE_SECONDS
+    ) -> list[messages_pb2.Message]:
+        """Lease up to `max` messages (priority order), waiting up to `wait` seconds for the first.
+
+        `mailbox` defaults to the caller's task ("task:<id>"); "topic:<t>/<name>"
+        reads (and on first use creates) a subscription of topic t. Acknowledge
+        with `ack` within `lease` seconds, or the messages are delivered again.
+        """
+        request = messages_pb2.ReceiveRequest(
+            mailbox=mailbox or "", max_messages=max, wait_seconds=wait, lease_seconds=lease
+        )
+        reply: messages_pb2.ReceiveResponse = self._call(self._stub.Receive, request, self.timeout + wait)
+        return list(reply.messages)
+
+    def ack(self, mailbox: str | None, ids: Iterable[str]) -> int:
+        """Acknowledge messages (by id) of a mailbox; how many were still waiting for it."""
+        request = messages_pb2.AckRequest(mailbox=mailbox or "", message_ids=list(ids))
+        reply: messages_pb2.AckResponse = self._call(self._stub.Ack, request)
+        return reply.acknowledged
+
+    def subscribe(
+        self, mailbox: str | None = None, *, lease: float = DEFAULT_LEASE_SECONDS, max_in_flight: int = 100
+    ) -> Generator[messages_pb2.Message, None, None]:
+        """Messages pushed as they arrive; at most `max_in_flight` unacknowledged at once, so `ack` them.
+
+        Runs until the iterator is closed (closing cancels the stream).
+        """
+        request = messages_pb2.SubscribeRequest(mailbox=mailbox or "", lease_seconds=lease, max_in_flight=max_in_flight)
+        call = self._stub.Subscribe(request, metadata=caller_identity(self._caller))
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves CallIterator.cancel untyped
+
+    def stats(self) -> list[messages_pb2.MailboxStats]:
+        """Counters per topic ("topic:<name>", summed over its subscriptions) and per mailbox."""
+        reply: messages_pb2.MessageStatsResponse = self._call(self._stub.Stats, messages_pb2.MessageStatsRequest())
+        return list(reply.mailboxes)
+
+
+class AsyncMessagesClient:
+    """MessageService on a grpc.aio channel (which the caller owns and closes)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        endpoint: str,
+        *,
+        timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
+        caller: tuple[str, int] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._stub: MessageServiceAsyncStub = messages_pb2_grpc.MessageServiceStub(channel)
+        self._caller = caller
+
+    def _metadata(self) -> Metadata:
+        return caller_identity(self._caller)
+
+    async def _call(self, call: Awaitable[_R]) -> _R:
+        try:
+            return await call
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+
+    async def send(
+        self,
+        to_task_id: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """`MessagesClient.send` for asyncio."""
+        request = send_request(
+            payload,
+            to_task_id=to_task_id,
+            priority=priority,
+            ttl=ttl,
+            message_id=message_id,
+            content_type=content_type,
+        )
+        reply = await self._call(self._stub.Send(request, timeout=self.timeout, metadata=self._metadata()))
+        return reply
+
+    async def broadcast(
+        self,
+        root_id: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """`MessagesClient.broadcast` for asyncio."""
+        request = send_request(
+            payload,
+            broadcast_root_id=root_id,
+            priority=priority,
+            ttl=ttl,
+            message_id=message_id,
+            content_type=content_type,
+        )
+        reply = await self._call(self._stub.Send(request, timeout=self.timeout, metadata=self._metadata()))
+        return reply
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+        content_type: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """`MessagesClient.publish` for asyncio."""
+        request = publish_request(
+            topic, payload, priority=priority, ttl=ttl, message_id=message_id, content_type=content_type
+        )
+        reply = await self._call(self._stub.Publish(request, timeout=self.timeout, metadata=self._metadata()))
+        return reply
+
+    async def receive(
+        self, mailbox: str | None = None, *, max: int = 1, wait: float = 0.0, lease: float = DEFAULT_LEASE_SECONDS
+    ) -> list[messages_pb2.Message]:
+        """`MessagesClient.receive` for asyncio."""
+        request = messages_pb2.ReceiveRequest(
+            mailbox=mailbox or "", max_messages=max, wait_seconds=wait, lease_seconds=lease
+        )
+        reply = await self._call(self._stub.Receive(request, timeout=self.timeout + wait, metadata=self._metadata()))
+        return list(reply.messages)
+
+    async def ack(self, mailbox: str | None, ids: Iterable[str]) -> int:
+        """`MessagesClient.ack` for asyncio."""
+        request = messages_pb2.AckRequest(mailbox=mailbox or "", message_ids=list(ids))
+        reply = await self._call(self._stub.Ack(request, timeout=self.timeout, metadata=self._metadata()))
+        return reply.acknowledged
+
+    async def subscribe(
+        self, mailbox: str | None = None, *, lease: float = DEFAULT_LEASE_SECONDS, max_in_flight: int = 100
+    ) -> AsyncGenerator[messages_pb2.Message, None]:
+        """`MessagesClient.subscribe` for asyncio; leaving the loop cancels the stream."""
+        request = messages_pb2.SubscribeRequest(mailbox=mailbox or "", lease_seconds=lease, max_in_flight=max_in_flight)
+        call = self._stub.Subscribe(request, metadata=caller_identity(self._caller))
+        try:
+            async for msg in call:
+                yield msg
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+        finally:
+            call.cancel()
+
+    async def stats(self) -> list[messages_pb2.MailboxStats]:
+        """`MessagesClient.stats` for asyncio."""
+        request = messages_pb2.MessageStatsRequest()
+        reply = await self._call(self._stub.Stats(request, timeout=self.timeout, metadata=self._metadata()))
+        return list(reply.mailboxes)

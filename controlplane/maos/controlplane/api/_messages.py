@@ -1,0 +1,148 @@
+"""MessageService: thin — read the caller from metadata, validate the shape, call Messaging.
+
+The caller is the task in the `maos-task-id` metadata (set by the SDK and
+maosctl inside an agent; empty for operators). It is the sender of what it
+sends and the default mailbox of what it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from maos.controlplane._convert import timestamp
+from maos.controlplane.messaging import Messaging, Outgoing, SendResult, StatsRow, StoredMessage, outgoing, read_params
+from maos.errors import InvalidArgument
+from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+SERVICE_NAME: str = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
+"""For the reflection and health lists of the server."""
+
+
+class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
+    """maos.v1.MessageService over a `Messaging`."""
+
+    def __init__(self, messaging: Messaging) -> None:
+        self._messaging = messaging
+        self._config = messaging.config
+
+    async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
+        to_task, root = request.to_task_id, request.broadcast_root_id
+        if to_task and root:
+            raise InvalidArgument("set to_task_id or broadcast_root_id, not both")
+        if not to_task and not root:
+            raise InvalidArgument(
+                "set to_task_id (one task's mailbox) or broadcast_root_id (every unfinished task of a tree)"
+            )
+        message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
+        sender = _caller(context)
+        if to_task:
+            return _send_response(await self._messaging.send(sender, to_task, message))
+        return _send_response(await self._messaging.broadcast(sender, root, message))
+
+    async def Publish(self, request: messages_pb2.PublishRequest, context: Ctx) -> messages_pb2.SendResponse:
+        message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
+        return _send_response(await self._messaging.publish(_caller(context), request.topic, message))
+
+    async def Receive(self, request: messages_pb2.ReceiveRequest, context: Ctx) -> messages_pb2.ReceiveResponse:
+        params = read_params(
+            max_messages=request.max_messages,
+            wait_seconds=_bounded_wait(request.wait_seconds, context),
+            lease_seconds=request.lease_seconds,
+            config=self._config,
+            limit=self._config.max_receive_batch,
+        )
+        messages = await self._messaging.receive(_caller(context), request.mailbox, params)
+        return messages_pb2.ReceiveResponse(messages=[message_to_proto(m) for m in messages])
+
+    async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
+        acknowledged = await self._messaging.ack(_caller(context), request.mailbox, list(request.message_ids))
+        return messages_pb2.AckResponse(acknowledged=acknowledged)
+
+    async def Subscribe(
+        self, request: messages_pb2.SubscribeRequest, context: Ctx
+    ) -> AsyncIterator[messages_pb2.Message]:
+        params = read_params(
+            max_messages=request.max_in_flight or self._config.default_max_in_flight,
+            wait_seconds=0.0,
+            lease_seconds=request.lease_seconds,
+            config=self._config,
+            limit=self._config.max_in_flight,
+        )
+        caller = _caller(context)
+        async for batch in self._messaging.subscribe(caller or context.peer(), caller, request.mailbox, params):
+            for msg in batch:
+                yield message_to_proto(msg)
+
+    async def Stats(self, request: messages_pb2.MessageStatsRequest, context: Ctx) -> messages_pb2.MessageStatsResponse:
+        return messages_pb2.MessageStatsResponse(mailboxes=[stats_to_proto(row) for row in self._messaging.stats()])
+
+    def _outgoing(self, priority: int, payload: common_pb2.Payload, ttl_seconds: float, message_id: str) -> Outgoing:
+        return outgoing(
+            priority=priority,
+            data=payload.data,
+            content_type=payload.content_type,
+            ttl_seconds=ttl_seconds,
+            message_id=message_id,
+            config=self._config,
+        )
+
+
+def add_message_service(server: grpc.aio.Server, messaging: Messaging) -> None:
+    """Register MessageService on `server` (add SERVICE_NAME to its reflection/health lists)."""
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(messaging), server)
+
+
+def message_to_proto(msg: StoredMessage) -> messages_pb2.Message:
+    """One delivered copy as the wire message."""
+    return messages_pb2.Message(
+        id=msg.id,
+        sender_task_id=msg.sender,
+        recipient=msg.recipient,
+        topic=msg.topic,
+        priority=msg.priority,  # type: ignore[arg-type]
+        payload=common_pb2.Payload(data=msg.data, content_type=msg.content_type),
+        sent_at=timestamp(msg.sent_at),
+        expires_at=timestamp(msg.expires_at),
+        delivery_count=msg.delivery_count,
+    )
+
+
+def stats_to_proto(row: StatsRow) -> messages_pb2.MailboxStats:
+    s = row.stats
+    return messages_pb2.MailboxStats(
+        mailbox=row.name,
+        queued=row.queued,
+        in_flight=row.in_flight,
+        sent=s.sent,
+        delivered=s.delivered,
+        redelivered=s.redelivered,
+        expired=s.expired,
+        rejected_full=s.rejected_full,
+        bytes=s.bytes,
+        batches=s.batches,
+        delivery_errors=s.delivery_errors,
+    )
+
+
+def _send_response(result: SendResult) -> messages_pb2.SendResponse:
+    return messages_pb2.SendResponse(message_ids=result.message_ids, recipients=result.recipients)
+
+
+def _caller(context: Ctx) -> str:
+    """The task id of an agent calling from inside a task; "" for operators."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "maos-task-id" and isinstance(value, str):
+            return value
+    return ""
+
+
+def _bounded_wait(seconds: float, context: Ctx) -> float:
+    """Answer before the client's own deadline, so a long poll ends empty rather than DEADLINE_EXCEEDED."""
+    remaining = context.time_remaining()
+    if remaining is None or seconds <= 0:
+        return seconds
+    return min(seconds, max(remaining - 0.05, 0.0))

@@ -1,0 +1,38 @@
+"""Messages between agents: task mailboxes, topic subscriptions, tree broadcasts.
+
+The pure parts (`_mailbox`, `_index`, `_names`, `_checks`) know nothing of
+gRPC or SQLite; `_store` persists to the task store's SQLite file; `_service`
+(`Messaging`) ties them together for the gRPC servicer in api/_messages.py.
+"""
+
+from ._checks import Outgoing as Outgoing
+from ._checks import ReadParams as ReadParams
+from ._checks import outgoing as outgoing
+from ._checks import read_params as read_params
+from ._config import MessagingConfig as MessagingConfig
+from ._directory import RuntimeTaskDirectory as RuntimeTaskDirectory
+from ._directory import TaskDirectory as TaskDirectory
+from ._directory import TaskInfo as TaskInfo
+from ._index import StatsRow as StatsRow
+from ._mailbox import StoredMessage as StoredMessage
+from ._service import Messaging as Messaging
+from ._service import SendResult as SendResult
+from ._service import open_messaging as open_messaging
+from ._store import MessageStore as MessageStore
+
+__all__ = [
+    "MessageStore",
+    "Messaging",
+    "MessagingConfig",
+    "Outgoing",
+    "ReadParams",
+    "RuntimeTaskDirectory",
+    "SendResult",
+    "StatsRow",
+    "StoredMessage",
+    "TaskDirectory",
+    "TaskInfo",
+    "open_messaging",
+    "outgoing",
+    "read_params",
+]

@@ -1,0 +1,94 @@
+"""Validation of what clients send: pure functions that raise InvalidArgument or ResourceExhausted."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import orjson
+from maos.errors import InvalidArgument, ResourceExhausted
+
+from ._config import MessagingConfig
+from ._names import check_message_id
+
+JSON_CONTENT_TYPE = "application/json"
+PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_MEDIUM, PRIORITY_LOW = 1, 2, 3, 4
+_PRIORITY_NAMES = "critical (1), high (2), medium (3) or low (4)"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A validated message body, before it is addressed and copied into mailboxes."""
+
+    priority: int
+    data: bytes
+    content_type: str
+    ttl_seconds: float
+    message_id: str = ""
+
+
+def is_json(content_type: str) -> bool:
+    """True for content types whose bytes must parse as JSON ("" means JSON)."""
+    base = content_type.partition(";")[0].strip().lower()
+    return base in ("", JSON_CONTENT_TYPE) or base.endswith("+json")
+
+
+def outgoing(
+    *,
+    priority: int,
+    data: bytes,
+    content_type: str,
+    ttl_seconds: float,
+    message_id: str,
+    config: MessagingConfig,
+) -> Outgoing:
+    """Check a message body: priority, size, JSON validity, TTL and client id."""
+    if priority == 0:
+        priority = PRIORITY_MEDIUM
+    elif not PRIORITY_CRITICAL <= priority <= PRIORITY_LOW:
+        raise InvalidArgument(f"priority {priority} is unknown; use {_PRIORITY_NAMES}")
+    if len(data) > config.max_payload_bytes:
+        raise ResourceExhausted(
+            f"payload is {len(data)} bytes; the limit is {config.max_payload_bytes}: send a reference "
+            "(a shared-state key or a file path) instead of the data"
+        )
+    if len(content_type) > 200:
+        raise InvalidArgument(f"content_type is {len(content_type)} characters long; the limit is 200")
+    if is_json(content_type) and data:
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgument(f"payload is not valid JSON ({exc}); send JSON or set another content_type") from None
+    ttl = ttl_seconds or config.default_ttl_seconds
+    if math.isnan(ttl) or ttl < 0:
+        raise InvalidArgument(f"ttl_seconds must be positive (0 = the default of {config.default_ttl_seconds:g})")
+    if ttl > config.max_ttl_seconds:
+        raise InvalidArgument(f"ttl_seconds {ttl:g} is above the limit of {config.max_ttl_seconds:g}")
+    if message_id:
+        check_message_id(message_id)
+    return Outgoing(priority, data, content_type or JSON_CONTENT_TYPE, ttl, message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadParams:
+    """Validated Receive/Subscribe parameters."""
+
+    max_messages: int
+    wait_seconds: float
+    lease_seconds: float
+
+
+def read_params(
+    *, max_messages: int, wait_seconds: float, lease_seconds: float, config: MessagingConfig, limit: int
+) -> ReadParams:
+    """Defaults and bounds for a read; `limit` is the most messages (or in-flight) allowed."""
+    if max_messages > limit:
+        raise InvalidArgument(f"at most {limit} messages at once, asked for {max_messages}")
+    if math.isnan(wait_seconds) or wait_seconds < 0:
+        raise InvalidArgument("wait_seconds must not be negative")
+    if math.isnan(lease_seconds) or lease_seconds < 0:
+        raise InvalidArgument(f"lease_seconds must be positive (0 = the default of {config.default_lease_seconds:g})")
+    lease = lease_seconds or config.default_lease_seconds
+    if lease > config.max_lease_seconds:
+        raise InvalidArgument(f"lease_seconds {lease:g} is above the limit of {config.max_lease_seconds:g}")
+    return ReadParams(max(1, max_messages), min(wait_seconds, config.max_wait_seconds), lease)

@@ -1,0 +1,295 @@
+"""One mailbox: a bounded priority queue with leases, TTLs and idempotent ids. No I/O.
+
+A message is *ready* (in the priority heap) or *in flight* (leased to a
+receiver until `lease_until`). Delivery order is (priority, seq): lower
+priority number first, then the order the service accepted them in. A lease
+that runs out puts the message back where it was, so a redelivery keeps its
+place ahead of later messages. Ack removes a message in either state.
+Expired messages (past `expires_at`) are dropped when they would be delivered
+and by `expire()`, and returned so the caller deletes them from the store.
+
+Heaps use lazy deletion: an entry is valid only while it matches the message
+(same seq, same lease deadline); the heaps are rebuilt when stale entries
+outnumber live ones, so memory stays proportional to what the mailbox holds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, eq=False)
+class StoredMessage:
+    """One copy of a message in one mailbox, as kept in memory and in the store."""
+
+    seq: int
+    mailbox: str
+    id: str
+    sender: str
+    recipient: str
+    topic: str
+    priority: int
+    data: bytes
+    content_type: str
+    sent_at: float
+    expires_at: float
+    delivery_count: int = 0
+    lease_until: float = 0.0  # > 0 while in flight
+
+    @property
+    def size(self) -> int:
+        """Payload bytes (what the service's memory bound counts)."""
+        return len(self.data)
+
+
+@dataclass(slots=True)
+class MailboxStats:
+    """Counters since the mailbox was loaded (they are not persisted)."""
+
+    sent: int = 0  # messages accepted into the mailbox
+    bytes: int = 0  # payload bytes accepted
+    delivered: int = 0  # first deliveries
+    redelivered: int = 0  # deliveries after the first (a lease ran out)
+    batches: int = 0  # Receive answers / Subscribe rounds that carried messages
+    expired: int = 0  # dropped at their TTL
+    rejected_full: int = 0  # sends refused because the mailbox was full
+    delivery_errors: int = 0  # leases that ran out unacknowledged
+
+
+class Usage:
+    """Payload bytes held by a group of mailboxes (the service's global memory bound)."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+@dataclass(slots=True)
+class Taken:
+    """What one `take` produced: messages now leased, and expired ones it dropped."""
+
+    messages: list[StoredMessage] = field(default_factory=list)
+    dropped: list[StoredMessage] = field(default_factory=list)
+
+
+class Mailbox:
+    """A bounded mailbox; every method takes `now` (seconds since the epoch) explicitly."""
+
+    __slots__ = (
+        "_earliest_expiry",
+        "_in_flight",
+        "_leases",
+        "_messages",
+        "_ready",
+        "_recent",
+        "_reserved",
+        "_usage",
+        "bytes",
+        "dedupe_window",
+        "last_active",
+        "max_queued",
+        "name",
+        "stats",
+    )
+
+    def __init__(
+        self, name: str, max_queued: int, dedupe_window: int = 1000, now: float = 0.0, usage: Usage | None = None
+    ) -> None:
+        self.name = name
+        self.max_queued = max_queued
+        self.dedupe_window = dedupe_window
+        self.stats = MailboxStats()
+        self.bytes = 0  # payload bytes held
+        self.last_active = now
+        self._messages: dict[str, StoredMessage] = {}
+        self._ready: list[tuple[int, int, str]] = []  # (priority, seq, id)
+        self._leases: list[tuple[float, int, str]] = []  # (lease_until, seq, id)
+        self._in_flight = 0
+        self._reserved = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()  # acked/expired ids, newest last
+        self._earliest_expiry = math.inf  # a lower bound over held messages
+        self._usage = usage if usage is not None else Usage()
+
+    # ------------------------------------------------------------------ sizes
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages leased to a receiver and not yet acknowledged."""
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        """Messages ready for delivery."""
+        return len(self._messages) - self._in_flight
+
+    @property
+    def depth(self) -> int:
+        """What counts against `max_queued`: held messages plus sends awaiting their commit."""
+        return len(self._messages) + self._reserved
+
+    @property
+    def reserved(self) -> int:
+        """Sends accepted into this mailbox whose commit is still under way."""
+        return self._reserved
+
+    @property
+    def empty(self) -> bool:
+        """Nothing held and nothing on its way in."""
+        return not self._messages and not self._reserved
+
+    def has_room(self, n: int = 1) -> bool:
+        """True if `n` more messages fit under `max_queued`."""
+        return self.depth + n <= self.max_queued
+
+    def reserve(self, n: int = 1) -> None:
+        """Hold room for messages whose commit is pending, so concurrent sends cannot overfill."""
+        self._reserved += n
+
+    def release(self, n: int = 1) -> None:
+        """Give back reserved room (the commit finished or failed)."""
+        self._reserved = max(0, self._reserved - n)
+
+    def knows(self, message_id: str) -> bool:
+        """True if the id is held or was recently acknowledged or expired here."""
+        return message_id in self._messages or message_id in self._recent
+
+    def get(self, message_id: str) -> StoredMessage | None:
+        """The held message with this id, if any."""
+        return self._messages.get(message_id)
+
+    # ---------------------------------------------------------------- changes
+
+    def add(self, msg: StoredMessage) -> bool:
+        """Accept a committed message, ready for delivery; False (and no change) if its id is known."""
+        if self.knows(msg.id):
+            return False
+        self._messages[msg.id] = msg
+        self.bytes += msg.size
+        self._usage.bytes += msg.size
+        self.stats.sent += 1
+        self.stats.bytes += msg.size
+        msg.lease_until = 0.0
+        heapq.heappush(self._ready, (msg.priority, msg.seq, msg.id))
+        self._earliest_expiry = min(self._earliest_expiry, msg.expires_at)
+        return True
+
+    def take(self, now: float, limit: int, lease_seconds: float) -> Taken:
+        """Lease up to `limit` ready messages in (priority, seq) order for `lease_seconds`."""
+        taken = Taken(dropped=self.requeue_expired(now))
+        ready = self._ready
+        messages = self._messages
+        while ready and len(taken.messages) < limit:
+            _, seq, message_id = heapq.heappop(ready)
+            msg = messages.get(message_id)
+            if msg is None or msg.seq != seq or msg.lease_until:
+                continue  # stale entry
+            if msg.expires_at <= now:
+                self._drop(msg, expired=True)
+                taken.dropped.append(msg)
+                continue
+            msg.delivery_count += 1
+            msg.lease_until = now + lease_seconds
+            self._in_flight += 1
+            heapq.heappush(self._leases, (msg.lease_until, seq, message_id))
+            if msg.delivery_count > 1:
+                self.stats.redelivered += 1
+            else:
+                self.stats.delivered += 1
+            taken.messages.append(msg)
+        if taken.messages:
+            self.stats.batches += 1
+            self.last_active = now
+        return taken
+
+    def requeue_expired(self, now: float) -> list[StoredMessage]:
+        """Put messages whose lease ran out back in line; returns those whose TTL passed meanwhile."""
+        dropped: list[StoredMessage] = []
+        leases = self._leases
+        while leases and leases[0][0] <= now:
+            lease_until, seq, message_id = heapq.heappop(leases)
+            msg = self._messages.get(message_id)
+            if msg is None or msg.lease_until != lease_until:
+                continue  # acknowledged, or leased again since
+            msg.lease_until = 0.0
+            self._in_flight -= 1
+            self.stats.delivery_errors += 1
+            if msg.expires_at <= now:
+                self._drop(msg, expired=True)
+                dropped.append(msg)
+            else:
+                heapq.heappush(self._ready, (msg.priority, seq, message_id))
+        return dropped
+
+    def ack(self, ids: list[str], now: float) -> list[StoredMessage]:
+        """Remove the held messages among `ids` (leased or not); returns those removed."""
+        removed: list[StoredMessage] = []
+        for message_id in ids:
+            msg = self._messages.get(message_id)
+            if msg is not None:
+                self._drop(msg, expired=False)
+                removed.append(msg)
+        if removed:
+            self.last_active = now
+            self._compact()
+        return removed
+
+    def expire(self, now: float) -> list[StoredMessage]:
+        """Drop ready messages past their TTL (in-flight ones go when their lease ends)."""
+        if self._earliest_expiry > now:
+            return []
+        dropped = [m for m in self._messages.values() if m.expires_at <= now and not m.lease_until]
+        for msg in dropped:
+            self._drop(msg, expired=True)
+        self._earliest_expiry = min((m.expires_at for m in self._messages.values()), default=math.inf)
+        if dropped:
+            self._compact()
+        return dropped
+
+    def next_lease_deadline(self) -> float | None:
+        """When the earliest lease runs out (possibly a stale entry: waking early is harmless)."""
+        return self._leases[0][0] if self._leases else None
+
+    def drain(self) -> list[StoredMessage]:
+        """Remove everything (the mailbox is being deleted); returns what it held."""
+        held = list(self._messages.values())
+        self._messages.clear()
+        self._ready.clear()
+        self._leases.clear()
+        self._in_flight = 0
+        self._usage.bytes -= self.bytes
+        self.bytes = 0
+        self._earliest_expiry = math.inf
+        return held
+
+    # ---------------------------------------------------------------- helpers
+
+    def _drop(self, msg: StoredMessage, *, expired: bool) -> None:
+        del self._messages[msg.id]
+        self.bytes -= msg.size
+        self._usage.bytes -= msg.size
+        if msg.lease_until:
+            self._in_flight -= 1
+            msg.lease_until = 0.0
+        if expired:
+            self.stats.expired += 1
+        if self.dedupe_window:
+            self._recent[msg.id] = None
+            if len(self._recent) > self.dedupe_window:
+                self._recent.popitem(last=False)
+
+    def _compact(self) -> None:
+        # Lazy deletion leaves stale heap entries; rebuild once they dominate.
+        if len(self._leases) > 64 and len(self._leases) > 2 * self._in_flight:
+            self._leases = [(m.lease_until, m.seq, m.id) for m in self._messages.values() if m.lease_until]
+            heapq.heapify(self._leases)
+        queued = self.queued
+        if len(self._ready) > 64 and len(self._ready) > 2 * queued:
+            self._ready = [(m.priority, m.seq, m.id) for m in self._messages.values() if not m.lease_until]
+            heapq.heapify(self._ready)

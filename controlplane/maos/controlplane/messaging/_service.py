@@ -1,0 +1,475 @@
+"""Messaging: the runtime-facing message service over the index and the store.
+
+Order of effects for a send: validate and resolve the recipients, check
+every target mailbox has room (all or nothing), reserve that room, hand the
+copies to the store, and answer once they are committed; only then do the
+copies become visible to readers. A caller that goes away mid-commit does
+not undo it: the copies still become visible when the commit lands. An ack
+removes messages from memory at once (so they are not redelivered) and is
+answered once the deletion is committed.
+
+Ids: a message's id is server-generated (a monotonic ULID, so id order is
+the order the service accepted messages in, across all mailboxes) unless
+the client gives one; the same id sent again to the same mailbox is a no-op,
+while that mailbox still holds it or recently acknowledged it.
+
+Waiting readers (long-polling Receive, Subscribe streams) sleep on a
+per-mailbox wake-up, woken by commits and acks, and by their own timer for
+the next lease to run out.
+
+Callers: the task named by the request's metadata (`sender`/`caller`, ""
+for an operator) must exist, and agents stay inside their tree (_access).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from maos.controlplane._ids import UlidGenerator
+from maos.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+
+from ._access import check_broadcast, check_read, check_send
+from ._checks import Outgoing, ReadParams
+from ._config import MessagingConfig
+from ._directory import TaskDirectory, TaskInfo
+from ._index import MessageIndex, StatsRow
+from ._mailbox import Mailbox, MailboxStats, StoredMessage
+from ._names import TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
+from ._store import MessageStore
+
+log = logging.getLogger(__name__)
+
+# A waiting reader re-checks at least this often, so a lost wake-up costs at most this.
+_MAX_SLEEP_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Where a message went: its id once per mailbox it was copied into."""
+
+    message_ids: list[str]
+    recipients: int
+
+
+class Messaging:
+    """Mailboxes, topics and delivery; use as `async with` or call open()/close()."""
+
+    def __init__(self, store: MessageStore, directory: TaskDirectory, config: MessagingConfig) -> None:
+        self.config = config
+        self._store = store
+        self._directory = directory
+        self._index = MessageIndex(
+            max_queued=config.max_queued, max_total_bytes=config.max_total_bytes, dedupe_window=config.dedupe_window
+        )
+        self._ids = UlidGenerator()
+        self._seq = 0
+        self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}  # (mailbox, id) -> its commit
+        self._pending_bytes = 0
+        self._wakers: dict[str, set[asyncio.Future[None]]] = {}
+        self._streams_by_mailbox: dict[str, int] = {}
+        self._streams_by_caller: dict[str, int] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def open(self) -> None:
+        """Load undelivered messages and subscriptions from the store; start the TTL sweep."""
+        loaded = await self._store.open()
+        now = time.time()
+        for mailbox, topic in loaded.subscriptions:
+            self._index.subscribe(topic, mailbox, now)
+        expired: list[int] = []
+        for msg in loaded.messages:
+            if msg.expires_at <= now:
+                expired.append(msg.seq)
+            else:
+                self._index.mailbox(msg.mailbox, now).add(msg)
+        for box in self._index.mailboxes.values():
+            box.stats = MailboxStats()  # counters count this run, not what was recovered
+        self._seq = loaded.max_seq
+        if expired:
+            await self._store.delete(expired)
+        if loaded.messages:
+            log.info(
+                "recovered %d undelivered messages in %d mailboxes (%d expired meanwhile)",
+                len(loaded.messages) - len(expired),
+                len(self._index.mailboxes),
+                len(expired),
+            )
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="maos-messages-sweep")
+
+    async def close(self) -> None:
+        """Stop the sweep, wake every waiting reader, commit what is queued. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.wait([self._sweeper])  # its CancelledError stays inside it
+            self._sweeper = None
+        for name in list(self._wakers):
+            self._notify(name)
+        await self._store.close()
+
+    async def __aenter__(self) -> Messaging:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def store(self) -> MessageStore:
+        """The store under this service (tests and benchmarks read its counters)."""
+        return self._store
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, sender: str, to_task_id: str, message: Outgoing) -> SendResult:
+        """Copy a message into one task's mailbox. `sender`: the calling task's id, "" for an operator."""
+        caller = await self._caller(sender)
+        check_task_id(to_task_id, "to_task_id")
+        info = await self._directory.task(to_task_id)
+        if info is None:
+            raise NotFound(f"task {to_task_id} not found: there is no agent of that task to send to")
+        if info.final:
+            raise FailedPrecondition(f"task {to_task_id} is {info.status or 'finished'}; nobody will read it")
+        if info.group:
+            raise FailedPrecondition(
+                f"task {to_task_id} is a workflow root: no agent runs it to read messages; send to one of its "
+                "subtasks, or broadcast to the tree"
+            )
+        check_send(caller, info)
+        return await self._deliver([task_mailbox(to_task_id)], task_mailbox(to_task_id), "", sender, message)
+
+    async def broadcast(self, sender: str, root_id: str, message: Outgoing) -> SendResult:
+        """Copy a message into the mailbox of every unfinished task of a tree (workflow roots
+        aside: no agent reads them), except the sender's."""
+        caller = await self._caller(sender)
+        check_task_id(root_id, "broadcast_root_id")
+        info = await self._directory.task(root_id)
+        if info is None:
+            raise NotFound(f"task {root_id} not found: there is no task tree to broadcast to")
+        if info.root_id != root_id:
+            raise InvalidArgument(f"task {root_id} is not the root of its tree; broadcast to its root {info.root_id}")
+        check_broadcast(caller, root_id)
+        members = [t for t in self._directory.unfinished_in_tree(root_id) if t != sender]
+        if len(members) > self.config.max_recipients:
+            raise ResourceExhausted(
+                f"tree {root_id} has {len(members)} unfinished tasks; a broadcast reaches at most "
+                f"{self.config.max_recipients}"
+            )
+        return await self._deliver([task_mailbox(t) for t in members], TREE_PREFIX + root_id, "", sender, message)
+
+    async def publish(self, sender: str, topic: str, message: Outgoing) -> SendResult:
+        """Copy a message into every current subscription of a topic (none: it is dropped)."""
+        await self._caller(sender)
+        check_token(topic, "topic")
+        subscriptions = self._index.subscriptions(topic)
+        if len(subscriptions) > self.config.max_recipients:
+            raise ResourceExhausted(
+                f"topic {topic} has {len(subscriptions)} subscriptions; a message reaches at most "
+                f"{self.config.max_recipients}"
+            )
+        stats = self._index.topic_stats(topic)
+        try:
+            result = await self._deliver(subscriptions, TOPIC_PREFIX + topic, topic, sender, message)
+        except ResourceExhausted:
+            if stats is not None:
+                stats.rejected_full += 1
+            raise
+        if stats is not None and result.recipients:
+            stats.published += 1
+            stats.bytes += len(message.data)
+        return result
+
+    async def _deliver(
+        self, targets: Sequence[str], recipient: str, topic: str, sender: str, message: Outgoing
+    ) -> SendResult:
+        message_id = message.message_id or self._ids.new()
+        now = time.time()
+        waits: list[asyncio.Future[None]] = []
+        fresh: list[str] = []
+        for name in targets:
+            pending = self._pending.get((name, message_id))
+            box = self._index.get(name)
+            if pending is not None:
+                waits.append(pending)  # the same id is being committed: answer when it is
+            elif box is None or not box.knows(message_id):
+                fresh.append(name)
+        if fresh:
+            size = len(message.data)
+            self._index.check_room(fresh, size, self._pending_bytes)
+            copies = []
+            for name in fresh:
+                self._seq += 1
+                copies.append(
+                    StoredMessage(
+                        seq=self._seq,
+                        mailbox=name,
+                        id=message_id,
+                        sender=sender,
+                        recipient=recipient,
+                        topic=topic,
+                        priority=message.priority,
+                        data=message.data,
+                        content_type=message.content_type,
+                        sent_at=now,
+                        expires_at=now + message.ttl_seconds,
+                    )
+                )
+                self._index.mailbox(name, now).reserve()
+            self._pending_bytes += size * len(copies)
+            commit = self._store.insert(copies)
+            for name in fresh:
+                self._pending[(name, message_id)] = commit
+            commit.add_done_callback(lambda fut: self._committed(fut, copies))
+            waits.append(commit)
+        if waits:
+            # Shielded: a caller that goes away does not undo a commit under way.
+            await asyncio.shield(waits[0] if len(waits) == 1 else asyncio.gather(*waits))
+        return SendResult([message_id] * len(targets), len(targets))
+
+    def _committed(self, fut: asyncio.Future[None], copies: list[StoredMessage]) -> None:
+        ok = not fut.cancelled() and fut.exception() is None
+        for msg in copies:
+            self._pending.pop((msg.mailbox, msg.id), None)
+            self._pending_bytes -= msg.size
+            box = self._index.get(msg.mailbox)
+            if box is None:  # cannot happen while reserved; be safe
+                box = self._index.mailbox(msg.mailbox, msg.sent_at)
+            box.release()
+            if ok:
+                box.add(msg)
+                self._notify(msg.mailbox)
+
+    # ------------------------------------------------------------------ reading
+
+    async def receive(self, caller: str, mailbox: str, params: ReadParams) -> list[StoredMessage]:
+        """Lease up to `params.max_messages` messages, waiting up to `params.wait_seconds` for the first."""
+        box = await self._readable(caller, mailbox)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + params.wait_seconds
+        waiting = False
+        try:
+            while True:
+                now = time.time()
+                taken = box.take(now, params.max_messages, params.lease_seconds)
+                self._forget(taken.dropped)
+                remaining = deadline - loop.time()
+                if taken.messages or remaining <= 0 or self._closed:
+                    return taken.messages
+                if not waiting:
+                    if len(self._wakers.get(box.name, ())) >= self.config.max_waiters_per_mailbox:
+                        raise ResourceExhausted(
+                            f"{self.config.max_waiters_per_mailbox} readers already wait on mailbox {box.name}; "
+                            "read with fewer concurrent calls"
+                        )
+                    waiting = True
+                await self._wait_change(box, min(remaining, self._until_lease(box, now)))
+        finally:
+            box.last_active = time.time()
+
+    async def subscribe(
+        self, caller_key: str, caller: str, mailbox: str, params: ReadParams
+    ) -> AsyncIterator[list[StoredMessage]]:
+        """Push delivery: batches of leased messages, at most `params.max_messages` unacknowledged at once.
+
+        `caller_key` identifies the client for the per-client stream bound.
+        Raises ResourceExhausted before the first batch when the mailbox or
+        the client already has as many streams as allowed.
+        """
+        box = await self._readable(caller, mailbox)
+        name = box.name
+        if self._streams_by_mailbox.get(name, 0) >= self.config.max_streams_per_mailbox:
+            raise ResourceExhausted(
+                f"mailbox {name} already has {self._streams_by_mailbox[name]} subscriber stream(s), the limit; "
+                "close the other one or read with Receive"
+            )
+        if self._streams_by_caller.get(caller_key, 0) >= self.config.max_streams_per_caller:
+            raise ResourceExhausted(
+                f"this client already holds {self._streams_by_caller[caller_key]} subscriber streams, the limit"
+            )
+        self._streams_by_mailbox[name] = self._streams_by_mailbox.get(name, 0) + 1
+        self._streams_by_caller[caller_key] = self._streams_by_caller.get(caller_key, 0) + 1
+        try:
+            while not self._closed:
+                now = time.time()
+                self._forget(box.requeue_expired(now))
+                credit = params.max_messages - box.in_flight
+                if credit > 0:
+                    taken = box.take(now, credit, params.lease_seconds)
+                    self._forget(taken.dropped)
+                    if taken.messages:
+                        yield taken.messages
+                        continue
+                await self._wait_change(box, self._until_lease(box, now))
+            raise Unavailable("the control plane is shutting down; subscribe again once it is back")
+        finally:
+            box.last_active = time.time()
+            _decrement(self._streams_by_mailbox, name)
+            _decrement(self._streams_by_caller, caller_key)
+
+    async def ack(self, caller: str, mailbox: str, ids: Sequence[str]) -> int:
+        """Remove acknowledged messages; answered once the removal is committed. Unknown ids are skipped."""
+        if len(ids) > self.config.max_ack_ids:
+            raise InvalidArgument(f"at most {self.config.max_ack_ids} message ids per ack, got {len(ids)}")
+        name = self._mailbox_name(caller, mailbox)
+        parsed = parse_mailbox(name)
+        check_read(await self._caller(caller), parsed)
+        box = self._index.get(name)
+        if box is None:
+            if not parsed.is_task:
+                raise NotFound(f"there is no subscription {name}: it was never read, or expired after being idle")
+            if await self._directory.task(parsed.task_id) is None:
+                raise NotFound(f"task {parsed.task_id} not found: there is no mailbox {name}")
+            return 0
+        removed = box.ack(list(ids), time.time())
+        if not removed:
+            return 0
+        self._notify(name)  # a stream waiting for credit can send more
+        await asyncio.shield(self._store.delete([m.seq for m in removed]))
+        return len(removed)
+
+    def stats(self) -> list[StatsRow]:
+        """Per-topic sums, then every mailbox (counters since start-up)."""
+        return self._index.stats()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _mailbox_name(self, caller: str, mailbox: str) -> str:
+        if mailbox:
+            return str(parse_mailbox(mailbox))
+        if not caller:
+            raise InvalidArgument(
+                "mailbox is empty and the caller is not a task: name a mailbox "
+                "(task:<id> or topic:<topic>/<subscriber>), or call from inside a task (MAOS_TASK_ID)"
+            )
+        return task_mailbox(caller)
+
+    async def _readable(self, caller: str, mailbox: str) -> Mailbox:
+        """The mailbox to read: a task's (which must exist), or a subscription (created on first use)."""
+        name = self._mailbox_name(caller, mailbox)
+        parsed = parse_mailbox(name)
+        check_read(await self._caller(caller), parsed)
+        now = time.time()
+        box = self._index.get(name)
+        if box is None:
+            if parsed.is_task:
+                if await self._directory.task(parsed.task_id) is None:
+                    raise NotFound(f"task {parsed.task_id} not found: there is no mailbox {name}")
+                box = self._index.mailbox(name, now)
+            else:
+                box = self._index.subscribe(parsed.topic, name, now)
+                await asyncio.shield(self._store.subscribe(name, parsed.topic, now))
+        box.last_active = now
+        return box
+
+    async def _caller(self, task_id: str) -> TaskInfo | None:
+        """The calling task (None for an operator); PermissionDenied if it names no task."""
+        if not task_id:
+            return None
+        info = await self._directory.task(task_id)
+        if info is None:
+            raise PermissionDenied(
+                f"the request says it comes from task {task_id} (metadata maos-task-id), "
+                "which this control plane does not know"
+            )
+        return info
+
+    def _until_lease(self, box: Mailbox, now: float) -> float:
+        deadline = box.next_lease_deadline()
+        if deadline is None:
+            return _MAX_SLEEP_SECONDS
+        return min(_MAX_SLEEP_SECONDS, max(deadline - now, 0.0) + 0.001)
+
+    async def _wait_change(self, box: Mailbox, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._wakers.setdefault(box.name, set())
+        waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            waiters.discard(fut)
+            if not waiters and self._wakers.get(box.name) is waiters:
+                del self._wakers[box.name]
+
+    def _notify(self, name: str) -> None:
+        for fut in self._wakers.get(name, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def _forget(self, dropped: list[StoredMessage]) -> None:
+        """Delete expired messages from the store; nobody waits on it (a failed delete
+        leaves rows that the next start-up drops as expired)."""
+        if dropped:
+            self._store.delete([m.seq for m in dropped]).add_done_callback(_log_failure)
+
+    # -------------------------------------------------------------------- sweep
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_interval_seconds)
+            try:
+                self.sweep(time.time())
+            except Exception:
+                log.exception("message sweep failed; retrying at the next interval")
+
+    def sweep(self, now: float) -> None:
+        """Drop expired messages; forget idle subscriptions and idle empty task mailboxes."""
+        for name, box in list(self._index.mailboxes.items()):
+            self._forget(box.requeue_expired(now) + box.expire(now))
+            if box.reserved or name in self._wakers or self._streams_by_mailbox.get(name):
+                continue  # a send is committing into it, or someone is reading it
+            idle = now - box.last_active
+            if name.startswith(TOPIC_PREFIX):
+                if idle > self.config.subscription_idle_seconds:
+                    held = self._index.remove(name)
+                    log.info("subscription %s idle for %.0fs: removed with %d messages", name, idle, len(held))
+                    self._store.unsubscribe(name, [m.seq for m in held]).add_done_callback(_log_failure)
+            elif box.empty and idle > self.config.mailbox_idle_seconds:
+                self._index.remove(name)
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
+def _log_failure(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("a message store delete failed: %s", fut.exception())
+
+
+async def open_messaging(sqlite_path: Path, task_lookup: TaskDirectory, config: MessagingConfig) -> Messaging:
+    """A running message service on `sqlite_path` (the task store's file): loaded, swept, ready.
+
+    `task_lookup` answers which tasks exist, their tree and whether they are
+    finished (`RuntimeTaskDirectory(runtime.orch.tasks, runtime.store.get_tasks)`
+    in the control plane). Close it with `await messaging.close()` after the
+    gRPC server stopped.
+    """
+    messaging = Messaging(MessageStore(sqlite_path, synchronous=config.sqlite_synchronous), task_lookup, config)
+    await messaging.open()
+    return messaging
