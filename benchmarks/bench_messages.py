@@ -8,7 +8,8 @@ receiver (task B) run in this process on separate channels. Each run sends N
 messages with up to 64 sends in flight (backing off on RESOURCE_EXHAUSTED, as
 a real sender must) while the receiver drains the mailbox either in batches
 (Receive max=100, one Ack per batch) or one at a time (Receive max=1, Ack
-each). Latency is from just before Send to the receiver holding the message,
+each); the "send_many" rows send with SendBatch, 100 messages a call and up to
+4 calls in flight, the receiver batched. Latency is from just before Send to the receiver holding the message,
 so under load it includes time queued in the mailbox. The last rows are one
 message at a time with the receiver long-polling: the unloaded latency.
 """
@@ -34,6 +35,7 @@ from maos.controlplane.messaging import MessagingConfig, TaskInfo, open_messagin
 from maos.errors import ResourceExhausted
 
 SEND_WINDOW = 64
+SEND_MANY_WINDOW = 4  # send_many calls in flight at once
 
 
 class _Tasks:
@@ -116,6 +118,64 @@ async def flow(endpoint: str, n: int, size: int, batch: int) -> dict[str, Any]:
     }
 
 
+async def flow_many(endpoint: str, n: int, size: int, batch: int) -> dict[str, Any]:
+    """Send n messages A -> B with send_many, `batch` per call (up to SEND_MANY_WINDOW calls in
+    flight), while B receives 100 at a time."""
+    async with grpc.aio.insecure_channel(endpoint) as ch_a, grpc.aio.insecure_channel(endpoint) as ch_b:
+        sender = AsyncMessagesClient(ch_a, endpoint, caller=("A", 1))
+        receiver = AsyncMessagesClient(ch_b, endpoint, caller=("B", 1))
+        filler = "x" * max(0, size - 40)
+        sent_at: dict[int, float] = {}
+        latencies: list[float] = []
+        window = asyncio.Semaphore(SEND_MANY_WINDOW)
+        backoffs = 0
+
+        async def send_batch(first: int) -> None:
+            nonlocal backoffs
+            numbers = range(first, min(first + batch, n))
+            messages = [{"to_task_id": "B", "payload": {"i": i, "f": filler}} for i in numbers]
+            async with window:
+                began = time.perf_counter()
+                for i in numbers:
+                    sent_at[i] = began
+                while True:
+                    try:
+                        await sender.send_many(messages)
+                        return
+                    except ResourceExhausted:
+                        backoffs += 1
+                        await asyncio.sleep(0.005)
+
+        async def send_all() -> None:
+            await asyncio.gather(*(send_batch(first) for first in range(0, n, batch)))
+
+        async def receive_all() -> None:
+            seen: set[int] = set()
+            while len(seen) < n:
+                messages = await receiver.receive(max=100, wait=1.0)
+                now = time.perf_counter()
+                for msg in messages:
+                    i = json.loads(msg.payload.data)["i"]
+                    if i not in seen:
+                        seen.add(i)
+                        latencies.append((now - sent_at[i]) * 1e3)
+                if messages:
+                    await receiver.ack(None, [m.id for m in messages])
+
+        start = time.perf_counter()
+        await asyncio.gather(send_all(), receive_all())
+        elapsed = time.perf_counter() - start
+    return {
+        "messages": n,
+        "payload_bytes": size,
+        "receive_batch": 100,
+        "per_s": n / elapsed,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "sender_backoffs": backoffs,
+    }
+
+
 async def idle_latency(endpoint: str, n: int, size: int) -> dict[str, Any]:
     """One message at a time, the receiver already long-polling: latency without queueing."""
     async with grpc.aio.insecure_channel(endpoint) as ch_a, grpc.aio.insecure_channel(endpoint) as ch_b:
@@ -151,17 +211,18 @@ async def run_all(endpoint: str, n: int, idle: int) -> list[dict[str, Any]]:
         for batch in (100, 1):
             row = await flow(endpoint, n, size, batch)
             rows.append({"mode": "batched" if batch > 1 else "one at a time", **row})
+        rows.append({"mode": "send_many (batches of 100)", **await flow_many(endpoint, n, size, 100)})
     for size in (100, 4096):
         rows.append({"mode": "idle (long poll)", **await idle_latency(endpoint, idle, size)})
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'mode':<18}{'payload':>9}{'messages':>10}{'msgs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'backoffs':>10}"
+    head = f"{'mode':<28}{'payload':>9}{'messages':>10}{'msgs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'backoffs':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['mode']:<18}{r['payload_bytes']:>8}B{r['messages']:>10}{r['per_s']:>10.0f}"
+            f"{r['mode']:<28}{r['payload_bytes']:>8}B{r['messages']:>10}{r['per_s']:>10.0f}"
             f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['sender_backoffs']:>10}"
         )
     return "\n".join(lines)

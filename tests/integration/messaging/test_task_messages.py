@@ -94,3 +94,16 @@ async def test_ties_break_on_the_smallest_json_and_async_voters_agree(server: Me
 async def test_a_vote_without_quorum_times_out_with_a_clear_error(server: MessageServer) -> None:
     with pytest.raises(DeadlineExceeded, match=r"vote 'lonely': 1 of 3 voters after 0\.3s"):
         await agent(server, "V1").vote_async("lonely", True, 3, 0.3)
+
+
+async def test_send_many_from_the_agent_context(server: MessageServer) -> None:
+    v1, v2, v3 = agent(server, "V1"), agent(server, "V2"), agent(server, "V3")
+    batch = [{"to_task_id": "V2", "payload": {"n": n}, "priority": "low" if n else "high"} for n in range(3)]
+    ids = await asyncio.to_thread(v1.send_many, [*batch, {"to_task_id": "V3", "payload": "x", "message_id": "k"}])
+    assert len(ids) == 4 and ids[3] == "k"
+    assert [m.value for m in await asyncio.to_thread(v2.receive, 1)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert await v1.send_many_async([{"to_task_id": "V3", "payload": "x", "message_id": "k"}]) == ["k"]  # no-op
+    assert [m.value for m in await asyncio.to_thread(v3.receive, 1)] == ["x"]
+    with pytest.raises(NotFound, match=r"^message 1: task NOPE not found"):
+        await asyncio.to_thread(v1.send_many, [batch[0], {"to_task_id": "NOPE", "payload": 1}])
+    assert await asyncio.to_thread(v2.receive, 0) == []  # nothing of the rejected batch

@@ -19,7 +19,7 @@ and the default mailbox of `receive`/`ack`/`subscribe`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 BYTES_CONTENT_TYPE = "application/octet-stream"
 DEFAULT_LEASE_SECONDS = 30.0
+MAX_BATCH = 10_000  # messages per SendBatch (the server's limit)
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # and about this much payload per call, well under the gRPC message limit
+_SEND_MANY_KEYS = frozenset({"to_task_id", "payload", "priority", "ttl", "message_id", "content_type"})
 Metadata = tuple[tuple[str, str], ...]
 _Req = TypeVar("_Req")
 _R = TypeVar("_R")
@@ -108,6 +111,43 @@ def publish_request(
     )
 
 
+def batch_requests(messages: Iterable[Mapping[str, Any]]) -> list[messages_pb2.SendBatchRequest]:
+    """SendBatchRequests for `send_many`: chunks of at most MAX_BATCH messages and about MAX_BATCH_BYTES.
+
+    Each message is a dict with `to_task_id` and `payload`, and optionally
+    `priority`, `ttl`, `message_id` and `content_type`.
+    """
+    batches: list[messages_pb2.SendBatchRequest] = []
+    current: list[messages_pb2.SendRequest] = []
+    size = 0
+    for i, message in enumerate(messages):
+        unknown = set(message) - _SEND_MANY_KEYS
+        if unknown:
+            raise InvalidArgument(f"message {i}: unknown key(s) {sorted(unknown)}; use {sorted(_SEND_MANY_KEYS)}")
+        if "to_task_id" not in message or "payload" not in message:
+            raise InvalidArgument(f"message {i}: needs to_task_id and payload")
+        try:
+            request = send_request(
+                message["payload"],
+                to_task_id=message["to_task_id"],
+                priority=message.get("priority"),
+                ttl=message.get("ttl"),
+                message_id=message.get("message_id"),
+                content_type=message.get("content_type"),
+            )
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"message {i}: {exc}") from None
+        request_size = request.ByteSize()
+        if current and (len(current) >= MAX_BATCH or size + request_size > MAX_BATCH_BYTES):
+            batches.append(messages_pb2.SendBatchRequest(messages=current))
+            current, size = [], 0
+        current.append(request)
+        size += request_size
+    if current:
+        batches.append(messages_pb2.SendBatchRequest(messages=current))
+    return batches
+
+
 def _ttl(ttl: float | None) -> float:
     if ttl is None:
         return 0.0
@@ -161,6 +201,22 @@ class MessagesClient:
         )
         reply: messages_pb2.SendResponse = self._call(self._stub.Send, request)
         return reply
+
+    def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Send many messages to task mailboxes with one SendBatch (one commit) per chunk of up to
+        10,000; their ids, in order.
+
+        Each message is a dict: `to_task_id`, `payload`, and optionally
+        `priority`, `ttl`, `message_id`, `content_type`. A chunk is all or
+        nothing (an error names the message's index within it); earlier
+        chunks stay sent when a later one fails, so give `message_id`s to
+        make a retry of the whole list safe.
+        """
+        ids: list[str] = []
+        for request in batch_requests(messages):
+            reply: messages_pb2.SendBatchResponse = self._call(self._stub.SendBatch, request)
+            ids.extend(r.message_ids[0] for r in reply.results)
+        return ids
 
     def broadcast(
         self,
@@ -290,6 +346,14 @@ class AsyncMessagesClient:
         )
         reply = await self._call(self._stub.Send(request, timeout=self.timeout, metadata=self._metadata()))
         return reply
+
+    async def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
+        """`MessagesClient.send_many` for asyncio."""
+        ids: list[str] = []
+        for request in batch_requests(messages):
+            reply = await self._call(self._stub.SendBatch(request, timeout=self.timeout, metadata=self._metadata()))
+            ids.extend(r.message_ids[0] for r in reply.results)
+        return ids
 
     async def broadcast(
         self,

@@ -45,6 +45,11 @@ class MessageServiceStub:
                 request_serializer=maos_dot_v1_dot_messages__pb2.SendRequest.SerializeToString,
                 response_deserializer=maos_dot_v1_dot_messages__pb2.SendResponse.FromString,
                 _registered_method=True)
+        self.SendBatch = channel.unary_unary(
+                '/maos.v1.MessageService/SendBatch',
+                request_serializer=maos_dot_v1_dot_messages__pb2.SendBatchRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_messages__pb2.SendBatchResponse.FromString,
+                _registered_method=True)
         self.Publish = channel.unary_unary(
                 '/maos.v1.MessageService/Publish',
                 request_serializer=maos_dot_v1_dot_messages__pb2.PublishRequest.SerializeToString,
@@ -83,6 +88,15 @@ class MessageServiceServicer:
 
     def Send(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendBatch(self, request, context):
+        """Many task-mailbox sends in one call and one commit, all or nothing: every
+        message is checked first (errors name its index), a full mailbox rejects
+        the whole batch. At most 10,000 messages; results in request order.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -126,6 +140,11 @@ def add_MessageServiceServicer_to_server(servicer, server):
                     servicer.Send,
                     request_deserializer=maos_dot_v1_dot_messages__pb2.SendRequest.FromString,
                     response_serializer=maos_dot_v1_dot_messages__pb2.SendResponse.SerializeToString,
+            ),
+            'SendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendBatch,
+                    request_deserializer=maos_dot_v1_dot_messages__pb2.SendBatchRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_messages__pb2.SendBatchResponse.SerializeToString,
             ),
             'Publish': grpc.unary_unary_rpc_method_handler(
                     servicer.Publish,
@@ -186,6 +205,33 @@ class MessageService:
             '/maos.v1.MessageService/Send',
             maos_dot_v1_dot_messages__pb2.SendRequest.SerializeToString,
             maos_dot_v1_dot_messages__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.MessageService/SendBatch',
+            maos_dot_v1_dot_messages__pb2.SendBatchRequest.SerializeToString,
+            maos_dot_v1_dot_messages__pb2.SendBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

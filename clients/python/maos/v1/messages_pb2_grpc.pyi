@@ -40,6 +40,11 @@ class MessageServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MessageServiceAsyncStub: ...
     Send: _grpc.UnaryUnaryMultiCallable[_messages_pb2.SendRequest, _messages_pb2.SendResponse]
+    SendBatch: _grpc.UnaryUnaryMultiCallable[_messages_pb2.SendBatchRequest, _messages_pb2.SendBatchResponse]
+    """Many task-mailbox sends in one call and one commit, all or nothing: every
+    message is checked first (errors name its index), a full mailbox rejects
+    the whole batch. At most 10,000 messages; results in request order.
+    """
     Publish: _grpc.UnaryUnaryMultiCallable[_messages_pb2.PublishRequest, _messages_pb2.SendResponse]
     Receive: _grpc.UnaryUnaryMultiCallable[_messages_pb2.ReceiveRequest, _messages_pb2.ReceiveResponse]
     """Pull up to max_messages, waiting up to wait_seconds for the first one."""
@@ -60,6 +65,11 @@ class MessageServiceAsyncStub(MessageServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Send: _aio.UnaryUnaryMultiCallable[_messages_pb2.SendRequest, _messages_pb2.SendResponse]  # type: ignore[assignment]
+    SendBatch: _aio.UnaryUnaryMultiCallable[_messages_pb2.SendBatchRequest, _messages_pb2.SendBatchResponse]  # type: ignore[assignment]
+    """Many task-mailbox sends in one call and one commit, all or nothing: every
+    message is checked first (errors name its index), a full mailbox rejects
+    the whole batch. At most 10,000 messages; results in request order.
+    """
     Publish: _aio.UnaryUnaryMultiCallable[_messages_pb2.PublishRequest, _messages_pb2.SendResponse]  # type: ignore[assignment]
     Receive: _aio.UnaryUnaryMultiCallable[_messages_pb2.ReceiveRequest, _messages_pb2.ReceiveResponse]  # type: ignore[assignment]
     """Pull up to max_messages, waiting up to wait_seconds for the first one."""
@@ -83,6 +93,17 @@ class MessageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _messages_pb2.SendRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_messages_pb2.SendResponse, _abc.Awaitable[_messages_pb2.SendResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendBatch(
+        self,
+        request: _messages_pb2.SendBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messages_pb2.SendBatchResponse, _abc.Awaitable[_messages_pb2.SendBatchResponse]]:
+        """Many task-mailbox sends in one call and one commit, all or nothing: every
+        message is checked first (errors name its index), a full mailbox rejects
+        the whole batch. At most 10,000 messages; results in request order.
+        """
 
     @_abc_1.abstractmethod
     def Publish(

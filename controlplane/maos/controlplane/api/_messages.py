@@ -12,8 +12,17 @@ from typing import Any
 
 import grpc
 from maos.controlplane._convert import timestamp
-from maos.controlplane.messaging import Messaging, Outgoing, SendResult, StatsRow, StoredMessage, outgoing, read_params
-from maos.errors import InvalidArgument
+from maos.controlplane.messaging import (
+    MAX_SEND_BATCH,
+    Messaging,
+    Outgoing,
+    SendResult,
+    StatsRow,
+    StoredMessage,
+    outgoing,
+    read_params,
+)
+from maos.errors import InvalidArgument, MaosError
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -42,6 +51,25 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         if to_task:
             return _send_response(await self._messaging.send(sender, to_task, message))
         return _send_response(await self._messaging.broadcast(sender, root, message))
+
+    async def SendBatch(self, request: messages_pb2.SendBatchRequest, context: Ctx) -> messages_pb2.SendBatchResponse:
+        if len(request.messages) > MAX_SEND_BATCH:
+            raise InvalidArgument(
+                f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(request.messages)}; split it"
+            )
+        items: list[tuple[str, Outgoing]] = []
+        for i, item in enumerate(request.messages):
+            try:
+                if item.broadcast_root_id:
+                    raise InvalidArgument("a batch sends to task mailboxes only: broadcast with Send")
+                if not item.to_task_id:
+                    raise InvalidArgument("set to_task_id (the task whose mailbox receives it)")
+                message = self._outgoing(item.priority, item.payload, item.ttl_seconds, item.message_id)
+            except MaosError as exc:
+                raise type(exc)(f"message {i}: {exc}") from None
+            items.append((item.to_task_id, message))
+        results = await self._messaging.send_batch(_caller(context), items)
+        return messages_pb2.SendBatchResponse(results=[_send_response(r) for r in results])
 
     async def Publish(self, request: messages_pb2.PublishRequest, context: Ctx) -> messages_pb2.SendResponse:
         message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)

@@ -15,12 +15,14 @@ from ._directory import TaskDirectory as TaskDirectory
 from ._directory import TaskInfo as TaskInfo
 from ._index import StatsRow as StatsRow
 from ._mailbox import StoredMessage as StoredMessage
+from ._service import MAX_SEND_BATCH as MAX_SEND_BATCH
 from ._service import Messaging as Messaging
 from ._service import SendResult as SendResult
 from ._service import open_messaging as open_messaging
 from ._store import MessageStore as MessageStore
 
 __all__ = [
+    "MAX_SEND_BATCH",
     "MessageStore",
     "Messaging",
     "MessagingConfig",

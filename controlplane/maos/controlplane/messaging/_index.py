@@ -6,6 +6,7 @@ start-up, changed only after the store committed, and read for delivery.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from maos.errors import ResourceExhausted
@@ -109,6 +110,26 @@ class MessageIndex:
             raise ResourceExhausted(
                 f"the control plane holds {held} bytes of undelivered messages; accepting "
                 f"{payload_bytes * len(names)} more would pass its limit of {self.max_total_bytes} — retry later"
+            )
+
+    def check_room_many(self, counts: Mapping[str, int], total_bytes: int, pending_bytes: int = 0) -> None:
+        """`check_room` for a batch: `counts` copies per mailbox, `total_bytes` of payload in all.
+        ResourceExhausted naming the first mailbox without room for its share (counted there)."""
+        for name, n in counts.items():
+            box = self.mailboxes.get(name)
+            depth = box.depth if box is not None else 0
+            if depth + n > self.max_queued:
+                if box is not None:
+                    box.stats.rejected_full += 1
+                raise ResourceExhausted(
+                    f"mailbox {name} is full: {depth} messages waiting and the batch adds {n} "
+                    f"(limit {self.max_queued}); its reader is not keeping up — retry later, or send less at once"
+                )
+        held = self.usage.bytes + pending_bytes
+        if held + total_bytes > self.max_total_bytes:
+            raise ResourceExhausted(
+                f"the control plane holds {held} bytes of undelivered messages; accepting "
+                f"{total_bytes} more would pass its limit of {self.max_total_bytes} — retry later"
             )
 
     # ------------------------------------------------------------ statistics

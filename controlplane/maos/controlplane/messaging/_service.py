@@ -35,6 +35,7 @@ from maos.controlplane._ids import UlidGenerator
 from maos.errors import (
     FailedPrecondition,
     InvalidArgument,
+    MaosError,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # A waiting reader re-checks at least this often, so a lost wake-up costs at most this.
 _MAX_SLEEP_SECONDS = 30.0
+# The most messages one send_batch carries.
+MAX_SEND_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,91 @@ class Messaging:
     async def send(self, sender: str, to_task_id: str, message: Outgoing) -> SendResult:
         """Copy a message into one task's mailbox. `sender`: the calling task's id, "" for an operator."""
         caller = await self._caller(sender)
+        await self._check_recipient(caller, to_task_id)
+        return await self._deliver([task_mailbox(to_task_id)], task_mailbox(to_task_id), "", sender, message)
+
+    async def send_batch(self, sender: str, items: Sequence[tuple[str, Outgoing]]) -> list[SendResult]:
+        """Copy many messages into task mailboxes (one per `(to_task_id, message)`) in one commit.
+
+        All or nothing: every recipient is checked first (an error names the
+        message's index), then room for the whole batch (a full mailbox
+        rejects it all); then every copy goes to the store in one transaction
+        and the answer (one result per item, in order) follows its commit.
+        A client id already held (or repeated inside the batch) is a no-op,
+        as with `send`.
+        """
+        if len(items) > MAX_SEND_BATCH:
+            raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(items)}; split it")
+        caller = await self._caller(sender)
+        checked: set[str] = set()
+        for i, (to_task_id, _) in enumerate(items):
+            if to_task_id in checked:
+                continue
+            try:
+                await self._check_recipient(caller, to_task_id)
+            except MaosError as exc:
+                raise type(exc)(f"message {i}: {exc}") from None
+            checked.add(to_task_id)
+        # No await from here until the copies are handed to the store: nothing changes under us.
+        now = time.time()
+        ids: list[str] = []
+        waits: dict[int, asyncio.Future[None]] = {}
+        fresh: list[tuple[str, str, Outgoing]] = []  # (mailbox, id, message)
+        seen: set[tuple[str, str]] = set()
+        for to_task_id, message in items:
+            name = task_mailbox(to_task_id)
+            message_id = message.message_id or self._ids.new()
+            ids.append(message_id)
+            key = (name, message_id)
+            if key in seen:
+                continue  # the same id twice in one batch: the second is a no-op
+            seen.add(key)
+            pending = self._pending.get(key)
+            box = self._index.get(name)
+            if pending is not None:
+                waits[id(pending)] = pending  # the same id is being committed: answer when it is
+            elif box is None or not box.knows(message_id):
+                fresh.append((name, message_id, message))
+        if fresh:
+            counts: dict[str, int] = {}
+            for name, _, _ in fresh:
+                counts[name] = counts.get(name, 0) + 1
+            size = sum(len(message.data) for _, _, message in fresh)
+            self._index.check_room_many(counts, size, self._pending_bytes)
+            copies = []
+            for name, message_id, message in fresh:
+                self._seq += 1
+                copies.append(
+                    StoredMessage(
+                        seq=self._seq,
+                        mailbox=name,
+                        id=message_id,
+                        sender=sender,
+                        recipient=name,
+                        topic="",
+                        priority=message.priority,
+                        data=message.data,
+                        content_type=message.content_type,
+                        sent_at=now,
+                        expires_at=now + message.ttl_seconds,
+                    )
+                )
+            for name, n in counts.items():
+                self._index.mailbox(name, now).reserve(n)
+            self._pending_bytes += size
+            commit = self._store.insert(copies)
+            for msg in copies:
+                self._pending[(msg.mailbox, msg.id)] = commit
+            commit.add_done_callback(lambda fut: self._committed(fut, copies))
+            waits[id(commit)] = commit
+        if waits:
+            # Shielded: a caller that goes away does not undo a commit under way.
+            pending_all = list(waits.values())
+            await asyncio.shield(pending_all[0] if len(pending_all) == 1 else asyncio.gather(*pending_all))
+        return [SendResult([message_id], 1) for message_id in ids]
+
+    async def _check_recipient(self, caller: TaskInfo | None, to_task_id: str) -> None:
+        """The task exists, is unfinished, is not a workflow root, and the caller may send to it."""
         check_task_id(to_task_id, "to_task_id")
         info = await self._directory.task(to_task_id)
         if info is None:
@@ -156,7 +244,6 @@ class Messaging:
                 "subtasks, or broadcast to the tree"
             )
         check_send(caller, info)
-        return await self._deliver([task_mailbox(to_task_id)], task_mailbox(to_task_id), "", sender, message)
 
     async def broadcast(self, sender: str, root_id: str, message: Outgoing) -> SendResult:
         """Copy a message into the mailbox of every unfinished task of a tree (workflow roots
