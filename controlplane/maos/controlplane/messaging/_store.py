@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maos.controlplane._group_commit import GroupCommitWriter, connect
 from maos.errors import Unavailable
 
 from ._mailbox import StoredMessage
@@ -70,7 +69,6 @@ _INSERT = f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '
 _DELETE = "DELETE FROM messages WHERE seq = ?"
 _SUBSCRIBE = "INSERT OR IGNORE INTO message_subscriptions (mailbox, topic, created_at) VALUES (?, ?, ?)"
 _UNSUBSCRIBE = "DELETE FROM message_subscriptions WHERE mailbox = ?"
-_MAX_ROWS_PER_COMMIT = 20_000
 
 
 @dataclass(slots=True)
@@ -111,43 +109,35 @@ def _row(msg: StoredMessage) -> tuple[Any, ...]:
     )
 
 
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a process kill (SIGKILL) without losing a commit.
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    return conn
-
-
 class MessageStore:
     """Messages and topic subscriptions in SQLite; group commits off the event loop."""
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous.upper()
-        self._writes: queue.SimpleQueue[tuple[_Write, asyncio.Future[None]] | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._backlog = 0
-        self._closed = False
-        self.commits = 0  # transactions committed (for tests and benchmarks)
+        self._writer: GroupCommitWriter[_Write] = GroupCommitWriter(
+            path, self._commit, synchronous=self._synchronous, name="maos-messages-writer"
+        )
 
     @property
     def backlog(self) -> int:
         """Rows handed to the writer and not yet committed."""
-        return self._backlog
+        return self._writer.backlog
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed (for tests and benchmarks)."""
+        return self._writer.commits
 
     async def open(self) -> Loaded:
         """Create the tables if needed, load what they hold, start the writer."""
-        self._loop = asyncio.get_running_loop()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         loaded = await asyncio.to_thread(self._load)
-        self._writer = threading.Thread(target=self._write_loop, name="maos-messages-writer", daemon=True)
-        self._writer.start()
+        self._writer.start(asyncio.get_running_loop())
         return loaded
 
     def _load(self) -> Loaded:
-        conn = _connect(self._path, self._synchronous)
+        conn = connect(self._path, self._synchronous)
         try:
             conn.executescript(_SCHEMA)
             row = conn.execute("SELECT version FROM messaging_schema").fetchone()
@@ -171,12 +161,7 @@ class MessageStore:
 
     async def close(self) -> None:
         """Commit what is queued, then stop the writer. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._writer is not None:
-            self._writes.put(None)
-            await asyncio.to_thread(self._writer.join, 30)
+        await self._writer.close()
 
     # ------------------------------------------------------------------ writes
 
@@ -197,48 +182,7 @@ class MessageStore:
         return self._submit(_Write(deletes=[(s,) for s in seqs], unsubscribe=[(mailbox,)]))
 
     def _submit(self, write: _Write) -> asyncio.Future[None]:
-        assert self._loop is not None, "message store not opened"
-        fut: asyncio.Future[None] = self._loop.create_future()
-        if self._closed:
-            fut.set_exception(Unavailable("the message store is closed: the control plane is shutting down"))
-            return fut
-        self._backlog += len(write)
-        self._writes.put((write, fut))
-        return fut
-
-    def _write_loop(self) -> None:
-        conn = _connect(self._path, self._synchronous)
-        stopping = False
-        while not stopping:
-            item = self._writes.get()
-            if item is None:
-                break
-            group = [item]
-            rows = len(item[0])
-            # Group commit: everything already waiting goes into this transaction.
-            while rows < _MAX_ROWS_PER_COMMIT:
-                try:
-                    nxt = self._writes.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                group.append(nxt)
-                rows += len(nxt[0])
-            error: BaseException | None = None
-            try:
-                self._commit(conn, [write for write, _ in group])
-                self.commits += 1
-            except Exception as exc:
-                log.exception("message commit of %d rows failed", rows)
-                error = exc
-            assert self._loop is not None
-            try:
-                self._loop.call_soon_threadsafe(self._resolve, [f for _, f in group], rows, error)
-            except RuntimeError:
-                return  # the loop is gone (interpreter shutdown): nobody is waiting
-        conn.close()
+        return self._writer.submit(write)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, writes: list[_Write]) -> None:
@@ -270,16 +214,6 @@ class MessageStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def _resolve(self, futures: list[asyncio.Future[None]], rows: int, error: BaseException | None) -> None:
-        self._backlog -= rows
-        for fut in futures:
-            if fut.done():
-                continue
-            if error is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(Unavailable(f"the message store could not commit: {error}"))
 
 
 _SELECT_SUBSCRIPTIONS = "SELECT mailbox, topic FROM message_subscriptions ORDER BY mailbox"

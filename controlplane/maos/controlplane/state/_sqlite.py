@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, TypeVar
 
+from maos.controlplane._group_commit import connect
 from maos.errors import ResourceExhausted, Unavailable
 
 from ._model import DeleteOutcome, StaleVersion, StateChange, StateEntry, StateLimits
@@ -89,10 +90,7 @@ class _Write:
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    return conn
+    return connect(path, synchronous)
 
 
 class SqliteStateBackend:

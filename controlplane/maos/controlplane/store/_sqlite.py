@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from maos.controlplane._group_commit import GroupCommitWriter, connect
 from maos.controlplane.core import AttemptRecord, TaskEventRecord, TaskRecord, TaskStatus
 from maos.errors import Unavailable
 
@@ -116,17 +116,11 @@ _UPSERT_ATTEMPT = (
     f"INSERT OR REPLACE INTO task_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
-_MAX_ROWS_PER_COMMIT = 20_000
 _T = TypeVar("_T")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a process kill (SIGKILL) without losing a commit;
-    # only an OS crash or power loss can drop the newest commits.
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn = connect(path, rows=True)
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA cache_size=-65536")
     return conn
@@ -138,12 +132,11 @@ class SqliteStore:
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous
-        self._writes: queue.SimpleQueue[tuple[WriteBatch, asyncio.Future[None]] | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: GroupCommitWriter[WriteBatch] = GroupCommitWriter(
+            path, self._commit, synchronous=synchronous, name="maos-sqlite-writer"
+        )
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="maos-sqlite-read")
         self._local = threading.local()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._backlog = 0
         self._closed = False
 
     @property
@@ -152,14 +145,12 @@ class SqliteStore:
 
     @property
     def backlog(self) -> int:
-        return self._backlog
+        return self._writer.backlog
 
     async def open(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         await self._read(self._migrate)
-        self._writer = threading.Thread(target=self._write_loop, name="maos-sqlite-writer", daemon=True)
-        self._writer.start()
+        self._writer.start(asyncio.get_running_loop())
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.executescript(_SCHEMA)
@@ -180,53 +171,13 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        if self._writer is not None:
-            self._writes.put(None)
-            await asyncio.to_thread(self._writer.join, 30)
+        await self._writer.close()
         self._readers.shutdown(wait=True)
 
     # ------------------------------------------------------------------ writes
 
     def write(self, batch: WriteBatch) -> asyncio.Future[None]:
-        assert self._loop is not None, "store not opened"
-        fut: asyncio.Future[None] = self._loop.create_future()
-        if self._closed:
-            fut.set_exception(Unavailable("the store is closed: the control plane is shutting down"))
-            return fut
-        self._backlog += len(batch)
-        self._writes.put((batch, fut))
-        return fut
-
-    def _write_loop(self) -> None:
-        conn = _connect(self._path)
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        stopping = False
-        while not stopping:
-            item = self._writes.get()
-            if item is None:
-                break
-            group = [item]
-            rows = len(item[0])
-            # Group commit: everything already waiting goes into this transaction.
-            while rows < _MAX_ROWS_PER_COMMIT:
-                try:
-                    nxt = self._writes.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                group.append(nxt)
-                rows += len(nxt[0])
-            error: BaseException | None = None
-            try:
-                self._commit(conn, [batch for batch, _ in group])
-            except Exception as exc:
-                log.exception("group commit of %d rows failed", rows)
-                error = exc
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._resolve, [f for _, f in group], rows, error)
-        conn.close()
+        return self._writer.submit(batch)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, batches: list[WriteBatch]) -> None:
@@ -275,16 +226,6 @@ class SqliteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def _resolve(self, futures: list[asyncio.Future[None]], rows: int, error: BaseException | None) -> None:
-        self._backlog -= rows
-        for fut in futures:
-            if fut.done():
-                continue
-            if error is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(Unavailable(f"the store could not commit: {error}"))
 
     # ------------------------------------------------------------------- reads
 
