@@ -453,3 +453,28 @@ def test_attempts_are_recorded_with_host_agent_and_error() -> None:
         "exception",
     )
     assert first.dispatched_at == T0 and first.started_at == T0 + 1 and first.finished_at == T0 + 2
+
+
+def test_spawned_children_run_depth_first_within_their_priority() -> None:
+    o = core()
+    o.host_connected("h1", 1, ["echo"], [], T0)
+    o.submit([make("parent"), make("queued-before"), make("urgent", priority=Priority.CRITICAL)], T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["urgent"]
+    o.on_result("h1", ok("urgent"), T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["parent"]
+    o.on_started("h1", "parent", 1, "w0", T0)
+    o.submit([make(c, parent_id="parent", root_id="parent") for c in ("c1", "c2")], T0)
+    o.lend_slot("parent", 1, True)
+    o.dispatch(T0)
+    # The newest spawned child first, ahead of older FIFO work of the same level.
+    assert [t for _, t, _ in assigned(o)] == ["c2"]
+    o.on_result("h1", ok("c2"), T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["c1"]
+    o.on_result("h1", ok("c1"), T0)
+    o.lend_slot("parent", 1, False)
+    o.on_result("h1", ok("parent"), T0)
+    o.dispatch(T0)
+    assert [t for _, t, _ in assigned(o)] == ["queued-before"]

@@ -103,6 +103,7 @@ class TaskRecord:
     retry_at: float = 0.0
     dispatched_at: float = 0.0
     aging_since: float = 0.0  # when it last entered its current priority level
+    spawned: bool = False  # submitted by a running agent under itself: served depth-first
 
     @property
     def final(self) -> bool:

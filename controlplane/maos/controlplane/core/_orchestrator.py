@@ -171,6 +171,7 @@ class Orchestrator:
                 parent.children.append(rec.id)
                 if parent.group:
                     parent.open_children += 1
+                rec.spawned = not parent.group
             if rec.group:
                 rec.status = TaskStatus.RUNNING
                 rec.started_at = now
@@ -464,7 +465,7 @@ class Orchestrator:
         rec.aging_since = now
         if rec.status == TaskStatus.QUEUED and rec.id not in self._leases and not rec.retry_at > now:
             rec.queue_token += 1
-            self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+            self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token, spawned=rec.spawned)
         self._event(rec, now, f"priority set to {priority.name.lower()}")
         return rec
 
@@ -487,7 +488,7 @@ class Orchestrator:
                 rec.priority = Priority(level - 1)
                 rec.aging_since = now
                 rec.queue_token += 1
-                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token, spawned=rec.spawned)
                 self._event(rec, now, f"aged: queued over {max_age:.0f}s, promoted to {rec.priority.name.lower()}")
 
     # ------------------------------------------------------------------- time
@@ -533,6 +534,7 @@ class Orchestrator:
             parent = self.tasks.get(rec.parent_id) if rec.parent_id else None
             if parent is not None:
                 parent.children.append(rec.id)
+                rec.spawned = not parent.group
                 if parent.group and not rec.final:
                     parent.open_children += 1
             if rec.final:
@@ -558,7 +560,7 @@ class Orchestrator:
             elif rec.status == TaskStatus.QUEUED:
                 rec.queue_token += 1
                 rec.aging_since = rec.queued_at or now
-                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+                self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token, spawned=rec.spawned)
                 if rec.queue_timeout_seconds > 0:
                     deadline = rec.aging_since + rec.queue_timeout_seconds
                     heapq.heappush(self._queue_deadlines, (deadline, rec.id, rec.queued_at))
@@ -605,7 +607,7 @@ class Orchestrator:
         rec.queued_at = now
         rec.aging_since = now
         rec.queue_token += 1
-        self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token)
+        self.queue.push(rec.agent_type, rec.priority, rec.id, rec.queue_token, spawned=rec.spawned)
         if rec.queue_timeout_seconds > 0:
             heapq.heappush(self._queue_deadlines, (now + rec.queue_timeout_seconds, rec.id, now))
         self._event(rec, now, message)
