@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -82,7 +83,8 @@ class Runtime:
         self.sessions: dict[str, HostSession] = {}
         self._ids = UlidGenerator()
         self._extra = WriteBatch()  # template/batch writes riding on the next commit
-        self._idempotency: dict[str, str] = {}
+        # Recent idempotency keys -> task id; older ones are found in the store.
+        self._idempotency: _BoundedMap = _BoundedMap(200_000)
         self._ticker: asyncio.Task[None] | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self.started_at = time.time()
@@ -563,6 +565,19 @@ class Runtime:
 
     def status_counts(self) -> dict[TaskStatus, int]:
         return self.orch.counts_by_status()
+
+
+class _BoundedMap(OrderedDict[str, str]):
+    """A dict that forgets its oldest entries beyond `limit` (memory stays bounded)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self._limit:
+            self.popitem(last=False)
 
 
 def _done_future() -> asyncio.Future[None]:
