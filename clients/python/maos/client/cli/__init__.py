@@ -7,6 +7,7 @@ in _output and the *_views modules, the live display in _progress, the demo
 in _demo.
 """
 
+from ._analyze import analyze, compare
 from ._app import cli as cli
 from ._app import main as main
 from ._batches import batch_group
@@ -20,7 +21,7 @@ from ._tasks import task_group
 from ._templates import template_group
 from ._workflow import workflow_group
 
-for _task_command in (priority, plan, submit_from_template):
+for _task_command in (priority, plan, submit_from_template, analyze, compare):
     task_group.add_command(_task_command)
 for _command in (
     task_group,
