@@ -19,7 +19,10 @@ def _entry_dict(entry: object) -> dict[str, str]:
 
 @click.group("config")
 def config_group() -> None:
-    """Live settings, e.g. `maosctl config set scheduling.max_queue_time 300`."""
+    """Live settings of the control plane, such as scheduling.max_queue_time.
+
+    Example: maosctl config set scheduling.max_queue_time 300
+    """
 
 
 @config_group.command("list")
