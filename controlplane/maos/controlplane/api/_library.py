@@ -8,6 +8,7 @@ import grpc
 from maos.controlplane._convert import task_to_proto
 from maos.controlplane._library import Library
 from maos.controlplane._runtime import Runtime
+from maos.controlplane.api._context import before_deadline
 from maos.errors import InvalidArgument
 from maos.v1 import tasks_pb2, templates_pb2, templates_pb2_grpc
 
@@ -48,7 +49,7 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         [(rec, deduplicated)] = await self._rt.submit([spec])
         timed_out = False
         if request.wait_seconds > 0 and not rec.final:
-            [rec], timed_out = await self._rt.wait([rec.id], request.wait_seconds)
+            [rec], timed_out = await self._rt.wait([rec.id], before_deadline(request.wait_seconds, context))
         return tasks_pb2.SubmitTaskResponse(
             task=task_to_proto(rec), deduplicated=deduplicated, wait_timed_out=timed_out
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from maos.controlplane._convert import timestamp
+from maos.controlplane.api._context import before_deadline, caller_task_id
 from maos.controlplane.messaging import (
     MAX_SEND_BATCH,
     Messaging,
@@ -47,7 +48,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                 "set to_task_id (one task's mailbox) or broadcast_root_id (every unfinished task of a tree)"
             )
         message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
-        sender = _caller(context)
+        sender = caller_task_id(context)
         if to_task:
             return _send_response(await self._messaging.send(sender, to_task, message))
         return _send_response(await self._messaging.broadcast(sender, root, message))
@@ -68,26 +69,26 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             except MaosError as exc:
                 raise type(exc)(f"message {i}: {exc}") from None
             items.append((item.to_task_id, message))
-        results = await self._messaging.send_batch(_caller(context), items)
+        results = await self._messaging.send_batch(caller_task_id(context), items)
         return messages_pb2.SendBatchResponse(results=[_send_response(r) for r in results])
 
     async def Publish(self, request: messages_pb2.PublishRequest, context: Ctx) -> messages_pb2.SendResponse:
         message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
-        return _send_response(await self._messaging.publish(_caller(context), request.topic, message))
+        return _send_response(await self._messaging.publish(caller_task_id(context), request.topic, message))
 
     async def Receive(self, request: messages_pb2.ReceiveRequest, context: Ctx) -> messages_pb2.ReceiveResponse:
         params = read_params(
             max_messages=request.max_messages,
-            wait_seconds=_bounded_wait(request.wait_seconds, context),
+            wait_seconds=before_deadline(request.wait_seconds, context) or 0.0,
             lease_seconds=request.lease_seconds,
             config=self._config,
             limit=self._config.max_receive_batch,
         )
-        messages = await self._messaging.receive(_caller(context), request.mailbox, params)
+        messages = await self._messaging.receive(caller_task_id(context), request.mailbox, params)
         return messages_pb2.ReceiveResponse(messages=[message_to_proto(m) for m in messages])
 
     async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
-        acknowledged = await self._messaging.ack(_caller(context), request.mailbox, list(request.message_ids))
+        acknowledged = await self._messaging.ack(caller_task_id(context), request.mailbox, list(request.message_ids))
         return messages_pb2.AckResponse(acknowledged=acknowledged)
 
     async def Subscribe(
@@ -100,7 +101,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             config=self._config,
             limit=self._config.max_in_flight,
         )
-        caller = _caller(context)
+        caller = caller_task_id(context)
         async for batch in self._messaging.subscribe(caller or context.peer(), caller, request.mailbox, params):
             for msg in batch:
                 yield message_to_proto(msg)
@@ -158,19 +159,3 @@ def stats_to_proto(row: StatsRow) -> messages_pb2.MailboxStats:
 
 def _send_response(result: SendResult) -> messages_pb2.SendResponse:
     return messages_pb2.SendResponse(message_ids=result.message_ids, recipients=result.recipients)
-
-
-def _caller(context: Ctx) -> str:
-    """The task id of an agent calling from inside a task; "" for operators."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "maos-task-id" and isinstance(value, str):
-            return value
-    return ""
-
-
-def _bounded_wait(seconds: float, context: Ctx) -> float:
-    """Answer before the client's own deadline, so a long poll ends empty rather than DEADLINE_EXCEEDED."""
-    remaining = context.time_remaining()
-    if remaining is None or seconds <= 0:
-        return seconds
-    return min(seconds, max(remaining - 0.05, 0.0))

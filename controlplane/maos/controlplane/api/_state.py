@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from maos.controlplane._convert import timestamp
+from maos.controlplane.api._context import TASK_ID_METADATA, caller_task_id
 from maos.controlplane.state import (
     GlobalAccess,
     StateBackend,
@@ -42,7 +43,6 @@ CallerLookup = Callable[[str], Awaitable[StateCaller | None]]
 """Task id (from metadata maos-task-id) -> the calling agent's task and tree; None if unknown."""
 
 STATE_SERVICE_NAME: str = state_pb2.DESCRIPTOR.services_by_name["StateService"].full_name
-TASK_ID_METADATA = "maos-task-id"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -67,7 +67,7 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def _namespace(self, requested: str, context: Ctx) -> str:
-        task_id = _metadata(context, TASK_ID_METADATA)
+        task_id = caller_task_id(context)
         caller: StateCaller | None = None
         if task_id:
             caller = await self._lookup_caller(task_id)
@@ -199,13 +199,6 @@ def add_state_service(
     servicer = StateServicer(backend, runtime_caller_lookup(runtime, capabilities_of), global_access=global_access)
     state_pb2_grpc.add_StateServiceServicer_to_server(servicer, server)
     return servicer
-
-
-def _metadata(context: Ctx, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return ""
 
 
 def _same(change: StateChange) -> StateChange:

@@ -10,6 +10,7 @@ import grpc
 from maos.controlplane._convert import attempt_to_proto, event_to_proto, task_to_proto
 from maos.controlplane._planning import build_plan
 from maos.controlplane._runtime import Runtime
+from maos.controlplane.api._context import before_deadline, caller_lease
 from maos.controlplane.core import Priority, TaskRecord, TaskStatus
 from maos.controlplane.store import TaskQuery
 from maos.errors import InvalidArgument, ResourceExhausted
@@ -38,7 +39,7 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
         [(rec, deduplicated)] = await self._rt.submit([request.spec])
         timed_out = False
         if request.wait_seconds > 0 and not rec.final:
-            [rec], timed_out = await self._rt.wait([rec.id], _bounded_wait(request.wait_seconds, context))
+            [rec], timed_out = await self._rt.wait([rec.id], before_deadline(request.wait_seconds, context))
         return tasks_pb2.SubmitTaskResponse(
             task=task_to_proto(rec), deduplicated=deduplicated, wait_timed_out=timed_out
         )
@@ -165,31 +166,12 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
             raise InvalidArgument("ids is empty: pass the task ids to wait for")
         if request.timeout_seconds < 0:
             raise InvalidArgument("timeout_seconds must not be negative")
-        timeout = _bounded_wait(request.timeout_seconds, context)
-        records, timed_out = await self._rt.wait(list(request.ids), timeout, _caller(context))
+        timeout = before_deadline(request.timeout_seconds or None, context)
+        records, timed_out = await self._rt.wait(list(request.ids), timeout, caller_lease(context))
         return tasks_pb2.WaitTasksResponse(
             tasks=[task_to_proto(r, include_result=request.include_result) for r in records],
             timed_out=timed_out,
         )
-
-
-def _caller(context: Ctx) -> tuple[str, int] | None:
-    """The (task, attempt) of an agent calling from inside a task, from its metadata."""
-    metadata = dict(context.invocation_metadata() or ())
-    task_id, attempt = metadata.get("maos-task-id"), metadata.get("maos-attempt")
-    if isinstance(task_id, str) and isinstance(attempt, str) and attempt.isdigit():
-        return task_id, int(attempt)
-    return None
-
-
-def _bounded_wait(seconds: float, context: Ctx) -> float | None:
-    """How long to wait: `seconds` (0 = no limit), but answer before the client's own
-    deadline so it gets a timed-out answer rather than DEADLINE_EXCEEDED."""
-    remaining = context.time_remaining()
-    timeout = seconds or None
-    if remaining is not None:
-        timeout = min(timeout or remaining, max(remaining - 0.05, 0.0))
-    return timeout
 
 
 def _brief(rec: TaskRecord) -> common_pb2.Task:
