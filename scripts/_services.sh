@@ -13,3 +13,12 @@ if ! _port_open 6379; then
   fi
   _port_open 6379 || echo "warning: no Redis on 127.0.0.1:6379; tests of the Redis backends will fail" >&2
 fi
+
+if ! _port_open 5432; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "== starting PostgreSQL on 127.0.0.1:5432"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    for _ in $(seq 100); do _port_open 5432 && break; sleep 0.1; done
+  fi
+  _port_open 5432 || echo "warning: no PostgreSQL on 127.0.0.1:5432; tests of the PostgreSQL store will fail" >&2
+fi
