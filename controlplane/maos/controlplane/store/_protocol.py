@@ -39,6 +39,8 @@ class WriteBatch:
     deleted_templates: list[str] = field(default_factory=list)
     batches: list[NamedBlob] = field(default_factory=list)
     settings: list[tuple[str, str]] = field(default_factory=list)
+    # Root ids of finished task trees to delete with their events and attempts.
+    purged_roots: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -50,6 +52,7 @@ class WriteBatch:
             + len(self.deleted_templates)
             + len(self.batches)
             + len(self.settings)
+            + len(self.purged_roots)
         )
 
 
