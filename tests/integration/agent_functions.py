@@ -67,3 +67,48 @@ def voter(ctx: Any, data: Any) -> Any:
     """Vote this agent's choice on `topic` with `quorum` agents of its tree; return the outcome."""
     outcome = ctx.vote(data["topic"], data["choice"], int(data["quorum"]), timeout=60)
     return {"value": outcome.value, "voters": len(outcome.voters)}
+
+
+_PRIORITIES = ("critical", "high", "medium", "low")
+
+
+def chat_receiver(ctx: Any, data: Any) -> Any:
+    """Publish this task's id in the tree's state as `receiver`, then receive `count` messages.
+    Returns how many arrived, how many distinct, and whether each priority level came FIFO."""
+    ctx.state.put("receiver", ctx.task_id)
+    count = int(data["count"])
+    seen: set[str] = set()
+    last_n: dict[str, int] = {}
+    fifo = True
+    received = 0
+    while len(seen) < count:
+        for msg in ctx.messages.receive(timeout=30, max=1000):
+            received += 1
+            seen.add(msg.id)
+            n = int(msg.value["n"])
+            if n <= last_n.get(msg.priority, -1):
+                fifo = False
+            last_n[msg.priority] = n
+            if msg.priority != msg.value["p"]:
+                fifo = False
+    return {"received": received, "distinct": len(seen), "fifo_within_priority": fifo}
+
+
+def chat_sender(ctx: Any, data: Any) -> Any:
+    """Wait for the receiver's id in the tree's state, then send it `count` messages in batches."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while (entry := ctx.state.get("receiver")) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no receiver published its id")
+        time.sleep(0.02)
+    to, count, batch = entry.value, int(data["count"]), int(data.get("batch", 500))
+    sent = 0
+    for start in range(0, count, batch):
+        messages = [
+            {"to_task_id": to, "payload": {"n": i, "p": _PRIORITIES[i % 4]}, "priority": _PRIORITIES[i % 4]}
+            for i in range(start, min(count, start + batch))
+        ]
+        sent += len(ctx.messages.send_many(messages))
+    return {"sent": sent, "to": to}

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from maos import tracing
 from maos.errors import MaosError
 
 from ._config import config_from_args
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         logging.getLogger("maos.agenthost").exception("the agent host failed")
         return 1
+    finally:
+        tracing.shutdown()  # export the last spans (bounded: an unreachable collector cannot hang exit)
     return 0
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maos.errors import InvalidArgument
+from maos.tracing import OFF, TRACING_ENV, TracingSpec, parse_spec, spec_from_env
 
 DEFAULT_ENDPOINT = "127.0.0.1:7700"
 ENDPOINT_ENV = "MAOS_ENDPOINT"
@@ -54,6 +55,11 @@ class AgentHostConfig:
     reconnect_max_seconds        backoff (full jitter) between connection attempts
     max_message_bytes            gRPC send/receive limit on the host stream
     outbox_size                  bound of the queue of items waiting to go up the stream
+    tracing                      OpenTelemetry spans of this host and its workers (maos.tracing;
+                                 applied process-wide when the host starts; workers get it in
+                                 $MAOS_TRACING)
+    local_message_delivery       deliver messages between this host's agents of one tree on the
+                                 host, without a round trip to the control plane
     """
 
     controlplane: str = field(default_factory=default_endpoint)
@@ -70,6 +76,8 @@ class AgentHostConfig:
     reconnect_max_seconds: float = 5.0
     max_message_bytes: int = 16 * 1024 * 1024
     outbox_size: int = 65536
+    tracing: TracingSpec = OFF
+    local_message_delivery: bool = True
 
     def __post_init__(self) -> None:
         host, sep, port = self.controlplane.rpartition(":")
@@ -121,6 +129,18 @@ def build_arg_parser(prog: str = "python -m maos.agenthost") -> argparse.Argumen
         metavar="DIR",
         help="extra import path for agent modules in workers (repeatable)",
     )
+    p.add_argument(
+        "--tracing",
+        default=None,
+        metavar="SPEC",
+        help=f"OpenTelemetry spans: off, otlp-grpc[=ENDPOINT], otlp-http[=ENDPOINT] or jsonl:PATH "
+        f"(default: ${TRACING_ENV} or off)",
+    )
+    p.add_argument(
+        "--no-local-messages",
+        action="store_true",
+        help="send every message through the control plane, even between agents on this host",
+    )
     return p
 
 
@@ -137,4 +157,6 @@ def config_from_args(argv: Sequence[str] | None = None) -> AgentHostConfig:
         log_level=ns.log_level,
         token=os.environ.get(TOKEN_ENV) or None,
         python_path=tuple(p for entry in ns.python_path for p in entry.split(os.pathsep) if p),
+        tracing=parse_spec(ns.tracing) if ns.tracing is not None else spec_from_env(),
+        local_message_delivery=not ns.no_local_messages,
     )

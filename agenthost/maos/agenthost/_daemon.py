@@ -21,8 +21,11 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import psutil
+from maos import tracing
+from maos.client._config import MESSAGES_ENDPOINT_ENV
 from maos.profiles import AgentProfile, load_profiles
 from maos.v1 import common_pb2, hosts_pb2
 from maos.wire import JSON_CONTENT_TYPE
@@ -30,11 +33,19 @@ from maos.wire import JSON_CONTENT_TYPE
 from ._config import AgentHostConfig
 from ._link import ControlPlaneLink, SizedItem
 from ._pool import PoolTask, TaskOutcome, WorkerPool, WorkerStatus
+from ._relay import MessageRelay, RelayConfig
+from ._relay_server import RelayServer
+
+if TYPE_CHECKING:
+    from maos.tracing._host import AssignmentSpans
 
 logger = logging.getLogger(__name__)
 
+TRACING_SERVICE_NAME = "maos-agenthost"
+
 # How long shutdown waits for the control plane to acknowledge the last results.
 _ACK_WAIT_SECONDS = 2.0
+RELAY_SWEEP_SECONDS = 0.5  # how late a local lease that ran out may be redelivered
 _STATUS_NAMES = {value: name.removeprefix("TASK_STATUS_") for name, value in common_pb2.TaskStatus.items()}
 _AGENT_STATUS = {
     WorkerStatus.IDLE: hosts_pb2.AGENT_STATUS_IDLE,
@@ -87,6 +98,11 @@ class AgentHost:
         self._closed = asyncio.Event()
         self._shutdown: asyncio.Task[None] | None = None
         self._hostname = socket.gethostname()
+        self._traces: AssignmentSpans | None = None  # a span per assignment when tracing is on
+        self.relay = MessageRelay(
+            RelayConfig(local_delivery=config.local_message_delivery), self._send_up, lambda: self.connected
+        )
+        self._relay_server: RelayServer | None = None
 
     # ---- lifecycle ----
 
@@ -122,9 +138,14 @@ class AgentHost:
     async def start(self) -> None:
         """Load profiles, start the workers (warm), start the control plane link and heartbeats."""
         config = self.config
+        if config.tracing.enabled and tracing.active_spec() != config.tracing:
+            tracing.configure(config.tracing, TRACING_SERVICE_NAME)  # workers inherit it via $MAOS_TRACING
+        self._traces = tracing.assignment_spans(config.host_id)
         if self._profiles is None:
             # A small YAML file, read once at startup, before the loop has anything else to do.
             self._profiles = load_profiles(config.agents_file)
+        self._relay_server = RelayServer(self.relay, config.host_id)
+        messages_endpoint = await self._relay_server.start()
         self._pool = WorkerPool(
             self._profiles,
             size=config.workers,
@@ -133,12 +154,14 @@ class AgentHost:
             kill_grace_seconds=config.kill_grace_seconds,
             python_path=config.python_path,
             endpoint=config.controlplane,
+            env={**os.environ, MESSAGES_ENDPOINT_ENV: messages_endpoint},
         )
         await self._pool.start()
         self._link = ControlPlaneLink(config, self)
         self._tasks = [
             asyncio.create_task(self._link.run(), name="maos-link"),
             asyncio.create_task(self._heartbeat_loop(), name="maos-heartbeat"),
+            asyncio.create_task(self._relay_sweep_loop(), name="maos-relay-sweep"),
         ]
         logger.info(
             "agent host %s started: %d workers, control plane %s", config.host_id, config.workers, config.controlplane
@@ -176,10 +199,15 @@ class AgentHost:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._relay_server is not None:
+                await self._relay_server.stop()
             if self._ignored:
                 logger.info("left %d assignments that arrived during shutdown to the control plane", self._ignored)
             if self._unacked:
                 logger.warning("%d results were not acknowledged by the control plane", len(self._unacked))
+            if self._traces is not None:
+                self._traces.end_all()  # work cut short by the shutdown: export what is known of it
+                await asyncio.to_thread(tracing.force_flush)
             logger.info("agent host %s stopped", self.host_id)
         finally:
             self._closed.set()
@@ -188,6 +216,8 @@ class AgentHost:
 
     def task_started(self, task: PoolTask, agent_id: str) -> None:
         """Report that a worker began the task."""
+        if self._traces is not None:
+            self._traces.started(task.task_id, task.attempt, agent_id)
         link = self._link
         if link is not None and link.connected:
             item = hosts_pb2.HostItem()
@@ -212,6 +242,11 @@ class AgentHost:
     def task_finished(self, outcome: TaskOutcome) -> None:
         """Record the result until acknowledged, and send it."""
         task = outcome.task
+        if self._traces is not None:
+            self._traces.finished(
+                task.task_id, task.attempt, outcome.outcome.name.lower(), outcome.error_kind, outcome.error_message
+            )
+        self.relay.task_ended(task.task_id)
         item = hosts_pb2.HostItem()
         result = item.result
         result.task_id = task.task_id
@@ -281,7 +316,12 @@ class AgentHost:
                     # no more come) and is requeued the moment our stream closes.
                     self._ignored += 1
                     continue
-                batch.append(self._pool_task(a))
+                self.relay.task_assigned(a.task_id, a.root_id)
+                pool_task = self._pool_task(a)
+                if self._traces is not None:
+                    # The worker's span is a child of this host's span, a child of the control plane's.
+                    pool_task.trace_context = self._traces.received(a.task_id, a.attempt, a.agent_type, a.trace_context)
+                batch.append(pool_task)
             elif kind == "result_ack":
                 unacked = self._unacked
                 for lease in item.result_ack.leases:
@@ -300,7 +340,15 @@ class AgentHost:
                     batch = []
                 s = item.slot_lent
                 pool.set_lent(s.task_id, s.attempt, s.lent)
+            elif kind == "message_delivery":
+                self.relay.on_delivery(item.message_delivery)
+            elif kind == "message_reply":
+                self.relay.on_reply(item.message_reply)
+            elif kind == "mailbox_closed":
+                self.relay.on_closed(item.mailbox_closed)
             elif kind == "registered":
+                # Called before the link counts as connected; the relay resubscribes right after.
+                asyncio.get_running_loop().call_soon(self.relay.on_connected)
                 r = item.registered
                 if r.heartbeat_interval_seconds > 0:
                     self._heartbeat_interval = r.heartbeat_interval_seconds
@@ -314,6 +362,7 @@ class AgentHost:
 
     def on_disconnected(self) -> None:
         """The stream is down; tasks keep running and results wait for the next session."""
+        self.relay.on_disconnected()
         if self._shutdown is not None:
             logger.info("stream to the control plane closed")
         else:
@@ -375,7 +424,17 @@ class AgentHost:
                 agent.started_at.FromNanoseconds(int(w.started_at * 1e9))
         for task_id, attempt in pool.leases():
             hb.running.add(task_id=task_id, attempt=attempt)
+        hb.message_stats.CopyFrom(self.relay.message_stats())
         return item
+
+    def _send_up(self, item: hosts_pb2.HostItem, size: int) -> bool:
+        link = self._link
+        return link is not None and link.send(item, size)
+
+    async def _relay_sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RELAY_SWEEP_SECONDS)
+            self.relay.sweep(time.time())
 
     async def _heartbeat_loop(self) -> None:
         psutil.cpu_percent(interval=None)  # prime the counter: the first call always says 0.0

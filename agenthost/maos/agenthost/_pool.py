@@ -45,7 +45,9 @@ from typing import Any, Protocol
 
 import maos
 import psutil
+from maos import tracing
 from maos.profiles import AgentProfile, PythonRunner
+from maos.tracing import TRACING_ENV
 
 from ._frames import encode_frame
 from ._worker_proc import WorkerProcess
@@ -106,6 +108,8 @@ class PoolTask:
     dependencies: list[dict[str, Any]] | None = None
     labels: dict[str, str] | None = None
     tag: Any = None
+    # W3C traceparent/tracestate of the host's span: the worker's span becomes its child.
+    trace_context: dict[str, str] | None = None
     # ---- pool bookkeeping ----
     seq: int = 0
     state: int = _QUEUED
@@ -575,6 +579,8 @@ class WorkerPool:
                 item["deps"] = task.dependencies
             if task.labels:
                 item["lab"] = task.labels
+            if task.trace_context:
+                item["tc"] = task.trace_context
             wire.append(item)
         self._next_seq = seq
         slot.inflight.extend(batch)
@@ -882,6 +888,8 @@ class WorkerPool:
         existing = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(existing + roots))
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # Workers trace exactly as this process does (off included, whatever the parent's environment said).
+        env[TRACING_ENV] = tracing.active_spec().text
         return env
 
     # ---- monitoring ----

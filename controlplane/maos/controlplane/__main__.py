@@ -11,13 +11,16 @@ import signal
 import sys
 from pathlib import Path
 
-from maos.errors import MaosError
+from maos import tracing
+from maos.errors import MaosError, Unavailable
+from maos.tracing import TRACING_ENV, parse_spec
 
 from ._config import DEFAULT_LISTEN, ControlPlaneConfig
 from ._logging import configure_json_logging
 from ._runtime import RuntimeSettings
 from ._server import ControlPlane
 from .core import CoreLimits
+from .store import PostgresOptions
 
 log = logging.getLogger("maos.controlplane")
 
@@ -48,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         default=os.environ.get("MAOS_STATE", "sqlite"),
         help="shared state: sqlite (default) or redis://HOST:PORT/DB",
     )
+    _add_store_arguments(parser)
+    parser.add_argument(
+        "--tracing",
+        default=os.environ.get(TRACING_ENV, "off"),
+        metavar="SPEC",
+        help="OpenTelemetry spans: off (default), otlp-grpc[=ENDPOINT], otlp-http[=ENDPOINT] or jsonl:PATH",
+    )
     parser.add_argument("--log-level", default=os.environ.get("MAOS_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
     configure_json_logging(args.log_level)
@@ -58,6 +68,15 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         ready_file=args.ready_file,
         sqlite_synchronous=args.sqlite_synchronous,
         state_url=args.state,
+        store_url=args.store,
+        store_options=PostgresOptions(
+            pool_size=args.store_pool_size,
+            max_overflow=args.store_max_overflow,
+            acquire_timeout_seconds=args.store_acquire_timeout,
+            recycle_seconds=args.store_recycle_seconds,
+            application_name=args.store_application_name,
+        ),
+        tracing=parse_spec(args.tracing),
         runtime=RuntimeSettings(
             core=CoreLimits(
                 heartbeat_interval_seconds=args.heartbeat_interval,
@@ -71,6 +90,43 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     )
 
 
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    d = PostgresOptions()
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("MAOS_STORE", ""),
+        metavar="URL",
+        help="task store: SQLite in --data-dir (default) or postgresql://USER@HOST:PORT/DB[?schema=NAME]; "
+        "control planes sharing one PostgreSQL schema run active/standby",
+    )
+    parser.add_argument(
+        "--store-pool-size", type=int, default=d.pool_size, help=f"PostgreSQL connections kept open ({d.pool_size})"
+    )
+    parser.add_argument(
+        "--store-max-overflow",
+        type=int,
+        default=d.max_overflow,
+        help=f"extra PostgreSQL connections under load ({d.max_overflow})",
+    )
+    parser.add_argument(
+        "--store-acquire-timeout",
+        type=float,
+        default=d.acquire_timeout_seconds,
+        help=f"seconds to wait for a free connection before UNAVAILABLE ({d.acquire_timeout_seconds:g})",
+    )
+    parser.add_argument(
+        "--store-recycle-seconds",
+        type=float,
+        default=d.recycle_seconds,
+        help=f"replace PostgreSQL connections after this many seconds ({d.recycle_seconds:g})",
+    )
+    parser.add_argument(
+        "--store-application-name",
+        default=d.application_name,
+        help=f"application_name PostgreSQL shows for our connections ({d.application_name})",
+    )
+
+
 async def run_control_plane(config: ControlPlaneConfig) -> None:
     """Serve until SIGINT/SIGTERM, then shut down cleanly."""
     loop = asyncio.get_running_loop()
@@ -78,6 +134,9 @@ async def run_control_plane(config: ControlPlaneConfig) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(cp.shutdown()))
         await cp.wait_stopped()
+    if cp.failure:
+        # e.g. leadership lost: exit non-zero so a supervisor restarts us (as a standby).
+        raise Unavailable(cp.failure)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+    finally:
+        tracing.shutdown()  # export the last spans (bounded: an unreachable collector cannot hang exit)
 
 
 if __name__ == "__main__":

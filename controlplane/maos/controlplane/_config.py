@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maos.errors import InvalidArgument
+from maos.tracing import OFF, TracingSpec
 
 from ._runtime import RuntimeSettings
 from ._validation import InputLimits
+from .store import PostgresOptions, is_postgres_url, parse_postgres_url
 
 DEFAULT_LISTEN = "127.0.0.1:7700"
 
@@ -25,8 +27,14 @@ class ControlPlaneConfig:
     max_concurrent_streams: int = 1000
     sqlite_synchronous: str = "NORMAL"
     state_url: str = "sqlite"  # shared state: "sqlite" (in the task store's file) or "redis://host:port/db"
+    # The task store: "" = SQLite in data_dir; "postgresql://user@host:port/db[?schema=NAME]" = PostgreSQL,
+    # where several control planes run active/standby. `store_options` are its pool knobs.
+    store_url: str = ""
+    store_options: PostgresOptions = field(default_factory=PostgresOptions)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     input_limits: InputLimits = field(default_factory=InputLimits)
+    # Spans of RPCs and task lives (maos.tracing); applied process-wide when the control plane is built.
+    tracing: TracingSpec = OFF
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
@@ -42,6 +50,13 @@ class ControlPlaneConfig:
             raise InvalidArgument("--prefetch-window must not be negative")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument("sqlite synchronous must be OFF, NORMAL, FULL or EXTRA")
+        if is_postgres_url(self.store_url):
+            parse_postgres_url(self.store_url)  # InvalidArgument now rather than at start
+        elif self.store_url.strip() not in ("", "sqlite", "sqlite:"):
+            raise InvalidArgument(
+                f"--store {self.store_url.split('@')[-1]!r} is not a store: use sqlite (the default, in --data-dir) "
+                "or postgresql://user@host:port/database"
+            )
 
     @property
     def database_path(self) -> Path:

@@ -16,7 +16,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from maos import tracing
 from maos.controlplane.core import (
     AttemptRecord,
     AttemptResult,
@@ -25,6 +27,7 @@ from maos.controlplane.core import (
     Orchestrator,
     Outcome,
     Priority,
+    TaskEventRecord,
     TaskRecord,
     TaskStatus,
     topological_order,
@@ -50,7 +53,13 @@ from ._ids import UlidGenerator
 from ._settings import LiveSettings
 from ._validation import InputLimits, validate_spec
 
+if TYPE_CHECKING:
+    from maos.tracing._tasks import TaskSpans
+
 log = logging.getLogger(__name__)
+
+MAX_PURGE_ROOTS = 1000
+_PURGE_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +97,26 @@ class Runtime:
         self._ticker: asyncio.Task[None] | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self.started_at = time.time()
+        # Spans of each task's life (queued -> dispatched -> running -> result recorded), in memory
+        # only; None when tracing is off, and every hook below is skipped.
+        self.traces: TaskSpans | None = tracing.task_spans()
 
     # --------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        await self.reload()
+        self._ticker = asyncio.create_task(self._tick_loop(), name="maos-tick")
+
+    async def reload(self) -> int:
+        """Load settings and unfinished work from the store into the core: at start-up, and after a
+        checkpoint was restored into the store of a running control plane (tasks the core already
+        knows stay as they are). Returns how many unfinished tasks were loaded."""
         for key, value in (await self.store.load_settings()).items():
             try:
                 self.live_settings.apply(key, value)
             except MaosError as exc:
                 log.warning("ignoring stored setting %s=%r: %s", key, value, exc)
-        records = await self.store.load_recovery_set()
+        records = [r for r in await self.store.load_recovery_set() if r.id not in self.orch.tasks]
         now = time.time()
         self.orch.restore(records, now)
         for rec in records:
@@ -106,8 +125,9 @@ class Runtime:
         unfinished = sum(1 for r in records if not r.final)
         if unfinished:
             log.info("recovered %d unfinished tasks from %s", unfinished, self.store.description)
+        self.orch.dispatch(now)  # hosts may be connected already (a restore into a running control plane)
         self.apply()
-        self._ticker = asyncio.create_task(self._tick_loop(), name="maos-tick")
+        return unfinished
 
     async def shutdown(self) -> None:
         if self._ticker is not None:
@@ -155,6 +175,8 @@ class Runtime:
         batch.events = [event_row(ev) for ev in d.events]
         batch.attempts = [attempt_row(a) for a in d.attempts.values()]
         durable = self.store.write(batch) if batch else _done_future()
+        if self.traces is not None:
+            _trace_transitions(self.traces, d.events)
         self._send_to_hosts(d)
         durable.add_done_callback(lambda fut: self._after_commit(fut, d))
         wake = self.orch.next_wakeup()
@@ -173,7 +195,10 @@ class Runtime:
             if session is None:
                 continue  # the lease expires with the host's heartbeats
             deps = [self.orch.tasks[dep] for dep in rec.depends_on if dep in self.orch.tasks]
-            session.send(hosts_pb2.ControlItem(assignment=assignment_for(rec, deps)))
+            assignment = assignment_for(rec, deps)
+            if self.traces is not None:
+                self.traces.dispatched(rec.id, rec.attempt, host_id, rec.agent_type, assignment.trace_context)
+            session.send(hosts_pb2.ControlItem(assignment=assignment))
         for host_id, task_id, attempt, lent in d.slots_lent:
             session = self.sessions.get(host_id)
             if session is not None:
@@ -201,6 +226,11 @@ class Runtime:
                 session = self.sessions.get(host_id)
                 if session is not None:
                     session.send(hosts_pb2.ControlItem(result_ack=hosts_pb2.ResultAck(leases=leases)))
+        if self.traces is not None:
+            for _, task_id, attempt in d.acks:
+                self.traces.result_committed(task_id, attempt)
+            for rec in d.finished:
+                self.traces.finished(rec.id, rec.status.name.lower(), rec.error_kind, rec.error_message)
         self.hub.publish(d.events)
         self.hub.finished(d.finished)
 
@@ -286,6 +316,11 @@ class Runtime:
             new.append(rec)
             out.append((rec, False))
         if new:
+            if self.traces is not None:
+                for rec in new:  # children of the submit RPC's span, current here
+                    self.traces.submitted(
+                        rec.id, agent_type=rec.agent_type, root_id=rec.root_id, parent_task_id=rec.parent_id
+                    )
             self.orch.submit(new, now)
             self.orch.dispatch(now)
             durable = self.apply()
@@ -369,6 +404,15 @@ class Runtime:
             )
         if root_spec.idempotency_key:
             self._idempotency[root_spec.idempotency_key] = root_id
+        if self.traces is not None:
+            for rec in records:  # the root under the submit RPC's span, the nodes under the root's
+                self.traces.submitted(
+                    rec.id,
+                    agent_type=rec.agent_type,
+                    root_id=root_id,
+                    parent_task_id=rec.parent_id,
+                    under_parent_task=True,
+                )
         self.orch.submit(records, now)
         self.orch.dispatch(now)
         durable = self.apply()
@@ -397,6 +441,40 @@ class Runtime:
         if durable is not None:
             await asyncio.shield(durable)
         return rec
+
+    async def purge(self, root_ids: Sequence[str]) -> tuple[int, int]:
+        """Delete finished task trees (tasks, events, attempts), all or none; (trees, tasks) deleted."""
+        roots = list(dict.fromkeys(root_ids))
+        if not roots:
+            raise InvalidArgument("root_ids is empty: pass the root task ids of finished trees")
+        if len(roots) > MAX_PURGE_ROOTS:
+            raise InvalidArgument(f"{len(roots)} roots in one purge; the limit is {MAX_PURGE_ROOTS}")
+        stored: dict[str, TaskRecord] = {}
+        for root_id in roots:
+            rec = await self.get(root_id)
+            if rec.root_id != rec.id:
+                raise InvalidArgument(f"task {root_id} is not the root of its tree: purge its root {rec.root_id}")
+            stored.update((r.id, r) for r in await self._stored_tree(root_id))
+        # No await from here on: the check and the forgetting see the same table.
+        forgotten = self.orch.forget_trees(roots)
+        purged = stored | {rec.id: rec for rec in forgotten}
+        for rec in purged.values():
+            if rec.idempotency_key and self._idempotency.get(rec.idempotency_key) == rec.id:
+                del self._idempotency[rec.idempotency_key]
+        self._extra.purged_roots.extend(roots)
+        await self.commit()
+        return len(roots), len(purged)
+
+    async def _stored_tree(self, root_id: str) -> list[TaskRecord]:
+        """Every stored task of one tree, a page at a time."""
+        out: list[TaskRecord] = []
+        before = ""
+        while True:
+            page = await self.store.list_tasks(TaskQuery(root_id=root_id, limit=_PURGE_PAGE, before_id=before))
+            out.extend(page)
+            if len(page) < _PURGE_PAGE:
+                return out
+            before = page[-1].id
 
     async def wait(
         self, ids: Sequence[str], timeout_seconds: float | None, caller: tuple[str, int] | None = None
@@ -520,10 +598,13 @@ class Runtime:
         now = time.time()
         host_id = session.host_id
         orch = self.orch
+        traces = self.traces
         for item in items.items:
             kind = item.WhichOneof("item")
             if kind == "result":
                 r = item.result
+                if traces is not None:
+                    traces.result_received(r.task_id, r.attempt, host_id, _OUTCOME_NAMES.get(r.outcome, "failed"))
                 orch.on_result(
                     host_id,
                     AttemptResult(
@@ -543,6 +624,8 @@ class Runtime:
             elif kind == "started":
                 s = item.started
                 orch.on_started(host_id, s.task_id, s.attempt, s.agent_id, now)
+                if traces is not None:
+                    traces.started(s.task_id, s.attempt, s.agent_id)
             elif kind == "heartbeat":
                 session.last_heartbeat = item.heartbeat
                 orch.host_heartbeat(host_id, now)
@@ -578,6 +661,15 @@ class _BoundedMap(OrderedDict[str, str]):
         super().__setitem__(key, value)
         if len(self) > self._limit:
             self.popitem(last=False)
+
+
+_OUTCOME_NAMES = {int(o): o.name.lower() for o in Outcome}
+
+
+def _trace_transitions(traces: TaskSpans, events: Sequence[TaskEventRecord]) -> None:
+    for ev in events:
+        if ev.message != "progress":  # progress reports would flood the task span
+            traces.transition(ev.task_id, ev.status.name.lower(), ev.message, ev.attempt)
 
 
 def _done_future() -> asyncio.Future[None]:

@@ -12,6 +12,7 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from maos import tracing
 from maos.errors import InvalidArgument
 from maos.profiles import AgentProfile, load_profiles
 from maos.v1 import (
@@ -39,6 +40,7 @@ from .api import (
     TaskServicer,
     TemplateServicer,
 )
+from .api._hosts import host_message_stats
 from .api._messages import SERVICE_NAME as MESSAGE_SERVICE_NAME
 from .api._messages import add_message_service
 from .api._state import STATE_SERVICE_NAME, add_state_service
@@ -49,6 +51,7 @@ from .store import SqliteStore
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
+TRACING_SERVICE_NAME = "maos-controlplane"
 
 
 def _agent_type_info(profile: AgentProfile) -> hosts_pb2.AgentTypeInfo:
@@ -67,6 +70,8 @@ class ControlPlane:
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
         self.profiles = load_profiles(config.agents_file)
+        if config.tracing.enabled and tracing.active_spec() != config.tracing:
+            tracing.configure(config.tracing, TRACING_SERVICE_NAME)  # before the runtime: it asks for task spans
         self.store = SqliteStore(config.database_path, synchronous=config.sqlite_synchronous)
         self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
         self.library = Library(self.runtime)
@@ -100,16 +105,21 @@ class ControlPlane:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()], options=options)
+        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMappingInterceptor()]  # type: ignore[type-arg]
+        if tracing.enabled():
+            from .api._tracing import TracingInterceptor  # imports OpenTelemetry: only when tracing is on
+
+            interceptors.insert(0, TracingInterceptor())  # outermost: its span sees the mapped status
+        server = grpc.aio.server(interceptors=interceptors, options=options)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.runtime), server)
-        hosts_pb2_grpc.add_HostServiceServicer_to_server(HostServicer(self.runtime), server)
+        hosts_pb2_grpc.add_HostServiceServicer_to_server(HostServicer(self.runtime, self.messaging), server)
         infos = [_agent_type_info(p) for p in self.profiles.values()]
         agents_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.runtime, lambda: infos), server)
         templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(self.runtime, self.library), server)
         templates_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(self.library), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, lambda: self.endpoint), server)
         add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
-        add_message_service(server, self.messaging)
+        add_message_service(server, self.messaging, lambda: host_message_stats(self.runtime))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
             STATE_SERVICE_NAME,
@@ -167,6 +177,9 @@ class ControlPlane:
         if self.state is not None:
             await self.state.close()  # after the server: in-flight writes finish first
         await self.store.close()
+        if self.runtime.traces is not None:
+            self.runtime.traces.end_all()  # tasks still open: export what is known of them
+            await asyncio.to_thread(tracing.force_flush)
         self._stopped.set()
         log.info("control plane stopped")
 

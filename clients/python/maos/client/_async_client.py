@@ -25,7 +25,7 @@ from maos.v1 import (
     templates_pb2_grpc,
 )
 
-from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
+from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, messages_endpoint, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._messages_client import AsyncMessagesClient
@@ -74,6 +74,7 @@ class AsyncClient:
         self.timeout = timeout
         self._open_stubs: _Stubs | None = None
         self._messages: AsyncMessagesClient | None = None
+        self._messages_channel: grpc.aio.Channel | None = None
         self._state: AsyncStateClient | None = None
 
     def _stubs(self) -> _Stubs:
@@ -100,7 +101,12 @@ class AsyncClient:
     def messages(self) -> AsyncMessagesClient:
         """Messages between agents (send, broadcast, publish, receive, ack, subscribe) on this channel."""
         if self._messages is None:
-            self._messages = AsyncMessagesClient(self._stubs().channel, self.endpoint, timeout=self.timeout)
+            target = messages_endpoint(self.endpoint)
+            if target == self.endpoint:
+                channel = self._stubs().channel
+            else:  # inside an agent: its host's relay carries the messages
+                channel = self._messages_channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self._messages = AsyncMessagesClient(channel, target, timeout=self.timeout)
         return self._messages
 
     @property
@@ -114,6 +120,9 @@ class AsyncClient:
         """Close the channel; in-flight calls are cancelled. Idempotent."""
         self._state = None
         self._messages = None
+        relay, self._messages_channel = self._messages_channel, None
+        if relay is not None:
+            await relay.close(None)
         stubs, self._open_stubs = self._open_stubs, None
         if stubs is not None:
             await stubs.channel.close(None)
@@ -223,6 +232,17 @@ class AsyncClient:
         stub = self._stubs().tasks
         request = tasks_pb2.CancelTaskRequest(id=task_id, reason=reason)
         return await self._call(stub.CancelTask(request, timeout=self.timeout))
+
+    async def purge_tasks(self, root_ids: Iterable[str]) -> tasks_pb2.PurgeTasksResponse:
+        """Delete finished task trees by root id (tasks, events, attempts), all or none.
+
+        FailedPrecondition if a tree has an unfinished task (cancel it first),
+        InvalidArgument for a task that is not a root, NotFound for an unknown id.
+        The reply counts the trees and tasks deleted.
+        """
+        stub = self._stubs().tasks
+        request = tasks_pb2.PurgeTasksRequest(root_ids=list(root_ids))
+        return await self._call(stub.PurgeTasks(request, timeout=self.timeout))
 
     async def watch_task(
         self, task_id: str, *, after_seq: int = 0, include_subtree: bool = False

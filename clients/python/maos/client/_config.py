@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 ENDPOINT_ENV = "MAOS_ENDPOINT"
+# Set by an agent host for its agents: its message relay (MessageService on a local socket).
+MESSAGES_ENDPOINT_ENV = "MAOS_MESSAGES_ENDPOINT"
 DEFAULT_ENDPOINT = "127.0.0.1:7700"
 DEFAULT_RPC_TIMEOUT_SECONDS = 10.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -31,6 +33,15 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
     if endpoint:
         return endpoint
     return os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+
+
+def messages_endpoint(endpoint: str) -> str:
+    """Where a client of `endpoint` sends MessageService calls: the host's relay when running
+    inside an agent of that control plane (MAOS_MESSAGES_ENDPOINT), else the control plane."""
+    relay = os.environ.get(MESSAGES_ENDPOINT_ENV, "")
+    if relay and endpoint == (os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT):
+        return relay
+    return endpoint
 
 
 TASK_ID_ENV = "MAOS_TASK_ID"

@@ -526,9 +526,10 @@ _aio_channels: dict[str, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel]] = {
 
 
 def _endpoint(endpoint: str) -> str:
-    from ._config import resolve_endpoint
+    """Where this task's messages go: its host's relay when it runs under one, else the endpoint."""
+    from ._config import messages_endpoint, resolve_endpoint
 
-    return resolve_endpoint(endpoint or None)
+    return messages_endpoint(resolve_endpoint(endpoint or None))
 
 
 def _channel(endpoint: str) -> grpc.Channel:

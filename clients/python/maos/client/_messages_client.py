@@ -299,6 +299,11 @@ class MessagesClient:
         reply: messages_pb2.MessageStatsResponse = self._call(self._stub.Stats, messages_pb2.MessageStatsRequest())
         return list(reply.mailboxes)
 
+    def host_stats(self) -> list[messages_pb2.HostMessageStatsRow]:
+        """Counters of each connected host's message relay (as of its last heartbeat)."""
+        reply: messages_pb2.MessageStatsResponse = self._call(self._stub.Stats, messages_pb2.MessageStatsRequest())
+        return list(reply.hosts)
+
 
 class AsyncMessagesClient:
     """MessageService on a grpc.aio channel (which the caller owns and closes)."""
@@ -429,3 +434,9 @@ class AsyncMessagesClient:
         request = messages_pb2.MessageStatsRequest()
         reply = await self._call(self._stub.Stats(request, timeout=self.timeout, metadata=self._metadata()))
         return list(reply.mailboxes)
+
+    async def host_stats(self) -> list[messages_pb2.HostMessageStatsRow]:
+        """`MessagesClient.host_stats` for asyncio."""
+        request = messages_pb2.MessageStatsRequest()
+        reply = await self._call(self._stub.Stats(request, timeout=self.timeout, metadata=self._metadata()))
+        return list(reply.hosts)

@@ -24,7 +24,7 @@ from maos.v1 import (
     templates_pb2_grpc,
 )
 
-from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, resolve_endpoint
+from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, messages_endpoint, resolve_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._messages_client import MessagesClient
@@ -67,6 +67,7 @@ class Client:
         self.timeout = timeout
         self._open_stubs: _Stubs | None = None
         self._messages: MessagesClient | None = None
+        self._messages_channel: grpc.Channel | None = None
         self._state: StateClient | None = None
 
     def _stubs(self) -> _Stubs:
@@ -99,7 +100,12 @@ class Client:
     def messages(self) -> MessagesClient:
         """Messages between agents (send, broadcast, publish, receive, ack, subscribe) on this channel."""
         if self._messages is None:
-            self._messages = MessagesClient(self._stubs().channel, self.endpoint, timeout=self.timeout)
+            target = messages_endpoint(self.endpoint)
+            if target == self.endpoint:
+                channel = self._stubs().channel
+            else:  # inside an agent: its host's relay carries the messages
+                channel = self._messages_channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self._messages = MessagesClient(channel, target, timeout=self.timeout)
         return self._messages
 
     @property
@@ -113,6 +119,9 @@ class Client:
         """Close the channel; in-flight calls are cancelled. Idempotent."""
         self._state = None
         self._messages = None
+        relay, self._messages_channel = self._messages_channel, None
+        if relay is not None:
+            relay.close()
         stubs, self._open_stubs = self._open_stubs, None
         if stubs is not None:
             stubs.channel.close()
@@ -221,6 +230,17 @@ class Client:
         request = tasks_pb2.CancelTaskRequest(id=task_id, reason=reason)
         task: common_pb2.Task = self._call(self._stubs().tasks.CancelTask, request)
         return task
+
+    def purge_tasks(self, root_ids: Iterable[str]) -> tasks_pb2.PurgeTasksResponse:
+        """Delete finished task trees by root id (tasks, events, attempts), all or none.
+
+        FailedPrecondition if a tree has an unfinished task (cancel it first),
+        InvalidArgument for a task that is not a root, NotFound for an unknown id.
+        The reply counts the trees and tasks deleted.
+        """
+        request = tasks_pb2.PurgeTasksRequest(root_ids=list(root_ids))
+        reply: tasks_pb2.PurgeTasksResponse = self._call(self._stubs().tasks.PurgeTasks, request)
+        return reply
 
     def watch_task(
         self, task_id: str, *, after_seq: int = 0, include_subtree: bool = False

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from maos.v1 import common_pb2 as _common_pb2
+from maos.v1 import messages_pb2 as _messages_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -244,6 +245,7 @@ class Heartbeat(_message.Message):
     MEMORY_USED_BYTES_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
     RUNNING_FIELD_NUMBER: _builtins.int
+    MESSAGE_STATS_FIELD_NUMBER: _builtins.int
     free_slots: _builtins.int
     cpu_percent: _builtins.float
     memory_used_bytes: _builtins.int
@@ -251,6 +253,10 @@ class Heartbeat(_message.Message):
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Agent]: ...
     @_builtins.property
     def running(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lease]: ...
+    @_builtins.property
+    def message_stats(self) -> _messages_pb2.HostMessageStats:
+        """the host's message relay, since it started"""
+
     def __init__(
         self,
         *,
@@ -259,10 +265,11 @@ class Heartbeat(_message.Message):
         memory_used_bytes: _builtins.int = ...,
         agents: _abc.Iterable[Global___Agent] | None = ...,
         running: _abc.Iterable[Global___Lease] | None = ...,
+        message_stats: _messages_pb2.HostMessageStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message_stats", b"message_stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "cpu_percent", b"cpu_percent", "free_slots", b"free_slots", "memory_used_bytes", b"memory_used_bytes", "running", b"running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "cpu_percent", b"cpu_percent", "free_slots", b"free_slots", "memory_used_bytes", b"memory_used_bytes", "message_stats", b"message_stats", "running", b"running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,6 +369,113 @@ class TaskProgress(_message.Message):
 Global___TaskProgress: _TypeAlias = TaskProgress  # noqa: Y015
 
 @_typing.final
+class MessageCall(_message.Message):
+    """---- messages relayed for the host's agents (see agenthost _relay) ----
+
+    A MessageService call an agent made to its host's relay, carried up the
+    stream; answered by a MessageReply with the same call_id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    CALLER_TASK_ID_FIELD_NUMBER: _builtins.int
+    SEND_FIELD_NUMBER: _builtins.int
+    SEND_BATCH_FIELD_NUMBER: _builtins.int
+    PUBLISH_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.int
+    caller_task_id: _builtins.str
+    """the agent's task: sender of what it sends"""
+    @_builtins.property
+    def send(self) -> _messages_pb2.SendRequest:
+        """one task mailbox or a broadcast"""
+
+    @_builtins.property
+    def send_batch(self) -> _messages_pb2.SendBatchRequest: ...
+    @_builtins.property
+    def publish(self) -> _messages_pb2.PublishRequest: ...
+    @_builtins.property
+    def ack(self) -> _messages_pb2.AckRequest: ...
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.int = ...,
+        caller_task_id: _builtins.str = ...,
+        send: _messages_pb2.SendRequest | None = ...,
+        send_batch: _messages_pb2.SendBatchRequest | None = ...,
+        publish: _messages_pb2.PublishRequest | None = ...,
+        ack: _messages_pb2.AckRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "call", b"call", "publish", b"publish", "send", b"send", "send_batch", b"send_batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "call", b"call", "call_id", b"call_id", "caller_task_id", b"caller_task_id", "publish", b"publish", "send", b"send", "send_batch", b"send_batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_call: _TypeAlias = _typing.Literal["send", "send_batch", "publish", "ack"]  # noqa: Y015
+    _WhichOneofArgType_call: _TypeAlias = _typing.Literal["call", b"call"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_call) -> _WhichOneofReturnType_call | None: ...
+
+Global___MessageCall: _TypeAlias = MessageCall  # noqa: Y015
+
+@_typing.final
+class MailboxSubscribe(_message.Message):
+    """Push a mailbox's messages down this stream (leased to the host) until
+    MailboxUnsubscribe or the stream ends; acknowledged with MessageCall.ack.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAILBOX_FIELD_NUMBER: _builtins.int
+    CALLER_TASK_ID_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    mailbox: _builtins.str
+    """"task:<id>" or "topic:<name>/<subscriber>" """
+    caller_task_id: _builtins.str
+    lease_seconds: _builtins.float
+    max_in_flight: _builtins.int
+    def __init__(
+        self,
+        *,
+        mailbox: _builtins.str = ...,
+        caller_task_id: _builtins.str = ...,
+        lease_seconds: _builtins.float = ...,
+        max_in_flight: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_task_id", b"caller_task_id", "lease_seconds", b"lease_seconds", "mailbox", b"mailbox", "max_in_flight", b"max_in_flight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MailboxSubscribe: _TypeAlias = MailboxSubscribe  # noqa: Y015
+
+@_typing.final
+class MailboxUnsubscribe(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAILBOX_FIELD_NUMBER: _builtins.int
+    RELEASE_IDS_FIELD_NUMBER: _builtins.int
+    mailbox: _builtins.str
+    @_builtins.property
+    def release_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """delivered, not acknowledged: redeliver them now"""
+
+    def __init__(
+        self,
+        *,
+        mailbox: _builtins.str = ...,
+        release_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mailbox", b"mailbox", "release_ids", b"release_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MailboxUnsubscribe: _TypeAlias = MailboxUnsubscribe  # noqa: Y015
+
+@_typing.final
 class HostItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -370,6 +484,9 @@ class HostItem(_message.Message):
     STARTED_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    MESSAGE_CALL_FIELD_NUMBER: _builtins.int
+    MAILBOX_SUBSCRIBE_FIELD_NUMBER: _builtins.int
+    MAILBOX_UNSUBSCRIBE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___Register: ...
     @_builtins.property
@@ -380,6 +497,12 @@ class HostItem(_message.Message):
     def result(self) -> Global___TaskResult: ...
     @_builtins.property
     def progress(self) -> Global___TaskProgress: ...
+    @_builtins.property
+    def message_call(self) -> Global___MessageCall: ...
+    @_builtins.property
+    def mailbox_subscribe(self) -> Global___MailboxSubscribe: ...
+    @_builtins.property
+    def mailbox_unsubscribe(self) -> Global___MailboxUnsubscribe: ...
     def __init__(
         self,
         *,
@@ -388,12 +511,15 @@ class HostItem(_message.Message):
         started: Global___TaskStarted | None = ...,
         result: Global___TaskResult | None = ...,
         progress: Global___TaskProgress | None = ...,
+        message_call: Global___MessageCall | None = ...,
+        mailbox_subscribe: Global___MailboxSubscribe | None = ...,
+        mailbox_unsubscribe: Global___MailboxUnsubscribe | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "item", b"item", "progress", b"progress", "register", b"register", "result", b"result", "started", b"started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "item", b"item", "mailbox_subscribe", b"mailbox_subscribe", "mailbox_unsubscribe", b"mailbox_unsubscribe", "message_call", b"message_call", "progress", b"progress", "register", b"register", "result", b"result", "started", b"started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "item", b"item", "progress", b"progress", "register", b"register", "result", b"result", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "item", b"item", "mailbox_subscribe", b"mailbox_subscribe", "mailbox_unsubscribe", b"mailbox_unsubscribe", "message_call", b"message_call", "progress", b"progress", "register", b"register", "result", b"result", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["register", "heartbeat", "started", "result", "progress"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["register", "heartbeat", "started", "result", "progress", "message_call", "mailbox_subscribe", "mailbox_unsubscribe"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
@@ -674,6 +800,99 @@ class Drain(_message.Message):
 Global___Drain: _TypeAlias = Drain  # noqa: Y015
 
 @_typing.final
+class MessageReply(_message.Message):
+    """The answer to a MessageCall: code 0 (OK) with a reply, or a gRPC status code and message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    SEND_FIELD_NUMBER: _builtins.int
+    SEND_BATCH_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.int
+    code: _builtins.int
+    error: _builtins.str
+    @_builtins.property
+    def send(self) -> _messages_pb2.SendResponse: ...
+    @_builtins.property
+    def send_batch(self) -> _messages_pb2.SendBatchResponse: ...
+    @_builtins.property
+    def ack(self) -> _messages_pb2.AckResponse: ...
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.int = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+        send: _messages_pb2.SendResponse | None = ...,
+        send_batch: _messages_pb2.SendBatchResponse | None = ...,
+        ack: _messages_pb2.AckResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "reply", b"reply", "send", b"send", "send_batch", b"send_batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "call_id", b"call_id", "code", b"code", "error", b"error", "reply", b"reply", "send", b"send", "send_batch", b"send_batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_reply: _TypeAlias = _typing.Literal["send", "send_batch", "ack"]  # noqa: Y015
+    _WhichOneofArgType_reply: _TypeAlias = _typing.Literal["reply", b"reply"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_reply) -> _WhichOneofReturnType_reply | None: ...
+
+Global___MessageReply: _TypeAlias = MessageReply  # noqa: Y015
+
+@_typing.final
+class MessageDelivery(_message.Message):
+    """Messages of a subscribed mailbox, leased to the host."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAILBOX_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    mailbox: _builtins.str
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_messages_pb2.Message]: ...
+    def __init__(
+        self,
+        *,
+        mailbox: _builtins.str = ...,
+        messages: _abc.Iterable[_messages_pb2.Message] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mailbox", b"mailbox", "messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageDelivery: _TypeAlias = MessageDelivery  # noqa: Y015
+
+@_typing.final
+class MailboxClosed(_message.Message):
+    """A subscription the control plane ended (e.g. the mailbox cannot be read): code and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAILBOX_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    mailbox: _builtins.str
+    code: _builtins.int
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        mailbox: _builtins.str = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error", b"error", "mailbox", b"mailbox"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MailboxClosed: _TypeAlias = MailboxClosed  # noqa: Y015
+
+@_typing.final
 class ControlItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -683,6 +902,9 @@ class ControlItem(_message.Message):
     RESULT_ACK_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
     SLOT_LENT_FIELD_NUMBER: _builtins.int
+    MESSAGE_REPLY_FIELD_NUMBER: _builtins.int
+    MESSAGE_DELIVERY_FIELD_NUMBER: _builtins.int
+    MAILBOX_CLOSED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def registered(self) -> Global___Registered: ...
     @_builtins.property
@@ -695,6 +917,12 @@ class ControlItem(_message.Message):
     def drain(self) -> Global___Drain: ...
     @_builtins.property
     def slot_lent(self) -> Global___SlotLent: ...
+    @_builtins.property
+    def message_reply(self) -> Global___MessageReply: ...
+    @_builtins.property
+    def message_delivery(self) -> Global___MessageDelivery: ...
+    @_builtins.property
+    def mailbox_closed(self) -> Global___MailboxClosed: ...
     def __init__(
         self,
         *,
@@ -704,12 +932,15 @@ class ControlItem(_message.Message):
         result_ack: Global___ResultAck | None = ...,
         drain: Global___Drain | None = ...,
         slot_lent: Global___SlotLent | None = ...,
+        message_reply: Global___MessageReply | None = ...,
+        message_delivery: Global___MessageDelivery | None = ...,
+        mailbox_closed: Global___MailboxClosed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "registered", b"registered", "result_ack", b"result_ack", "slot_lent", b"slot_lent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "mailbox_closed", b"mailbox_closed", "message_delivery", b"message_delivery", "message_reply", b"message_reply", "registered", b"registered", "result_ack", b"result_ack", "slot_lent", b"slot_lent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "registered", b"registered", "result_ack", b"result_ack", "slot_lent", b"slot_lent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "cancel", b"cancel", "drain", b"drain", "item", b"item", "mailbox_closed", b"mailbox_closed", "message_delivery", b"message_delivery", "message_reply", b"message_reply", "registered", b"registered", "result_ack", b"result_ack", "slot_lent", b"slot_lent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["registered", "assignment", "cancel", "result_ack", "drain", "slot_lent"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["registered", "assignment", "cancel", "result_ack", "drain", "slot_lent", "message_reply", "message_delivery", "mailbox_closed"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 

@@ -398,20 +398,112 @@ class MailboxStats(_message.Message):
 Global___MailboxStats: _TypeAlias = MailboxStats  # noqa: Y015
 
 @_typing.final
+class HostMessageStats(_message.Message):
+    """What one agent host's message relay did: its agents' messages go through it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUED_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    SENT_LOCAL_FIELD_NUMBER: _builtins.int
+    SENT_UPSTREAM_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_FIELD_NUMBER: _builtins.int
+    REDELIVERED_FIELD_NUMBER: _builtins.int
+    DELIVERY_ERRORS_FIELD_NUMBER: _builtins.int
+    BATCHES_UP_FIELD_NUMBER: _builtins.int
+    BATCHES_DOWN_FIELD_NUMBER: _builtins.int
+    BYTES_RAW_FIELD_NUMBER: _builtins.int
+    BYTES_COMPRESSED_FIELD_NUMBER: _builtins.int
+    queued: _builtins.int
+    """held for its agents now (not yet read)"""
+    in_flight: _builtins.int
+    """read by its agents, not yet acknowledged"""
+    sent_local: _builtins.int
+    """delivered host-locally, without the control plane"""
+    sent_upstream: _builtins.int
+    """sent up the host stream"""
+    received: _builtins.int
+    """delivered down the host stream to its agents' mailboxes"""
+    acknowledged: _builtins.int
+    redelivered: _builtins.int
+    """local leases that ran out, so delivered again"""
+    delivery_errors: _builtins.int
+    """sends refused (full mailbox, unknown task, ...) or lost with the stream"""
+    batches_up: _builtins.int
+    """message items sent up the host stream (each may carry many messages)"""
+    batches_down: _builtins.int
+    """message deliveries that came down it"""
+    bytes_raw: _builtins.int
+    """message items' encoded size, before compression"""
+    bytes_compressed: _builtins.int
+    """their share of the envelopes as sent"""
+    def __init__(
+        self,
+        *,
+        queued: _builtins.int = ...,
+        in_flight: _builtins.int = ...,
+        sent_local: _builtins.int = ...,
+        sent_upstream: _builtins.int = ...,
+        received: _builtins.int = ...,
+        acknowledged: _builtins.int = ...,
+        redelivered: _builtins.int = ...,
+        delivery_errors: _builtins.int = ...,
+        batches_up: _builtins.int = ...,
+        batches_down: _builtins.int = ...,
+        bytes_raw: _builtins.int = ...,
+        bytes_compressed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "batches_down", b"batches_down", "batches_up", b"batches_up", "bytes_compressed", b"bytes_compressed", "bytes_raw", b"bytes_raw", "delivery_errors", b"delivery_errors", "in_flight", b"in_flight", "queued", b"queued", "received", b"received", "redelivered", b"redelivered", "sent_local", b"sent_local", "sent_upstream", b"sent_upstream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostMessageStats: _TypeAlias = HostMessageStats  # noqa: Y015
+
+@_typing.final
+class HostMessageStatsRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_ID_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    host_id: _builtins.str
+    @_builtins.property
+    def stats(self) -> Global___HostMessageStats: ...
+    def __init__(
+        self,
+        *,
+        host_id: _builtins.str = ...,
+        stats: Global___HostMessageStats | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_id", b"host_id", "stats", b"stats"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostMessageStatsRow: _TypeAlias = HostMessageStatsRow  # noqa: Y015
+
+@_typing.final
 class MessageStatsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MAILBOXES_FIELD_NUMBER: _builtins.int
+    HOSTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def mailboxes(self) -> _containers.RepeatedCompositeFieldContainer[Global___MailboxStats]: ...
+    @_builtins.property
+    def hosts(self) -> _containers.RepeatedCompositeFieldContainer[Global___HostMessageStatsRow]: ...
     def __init__(
         self,
         *,
         mailboxes: _abc.Iterable[Global___MailboxStats] | None = ...,
+        hosts: _abc.Iterable[Global___HostMessageStatsRow] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mailboxes", b"mailboxes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hosts", b"hosts", "mailboxes", b"mailboxes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -85,6 +85,11 @@ class TaskServiceStub:
                 request_serializer=maos_dot_v1_dot_tasks__pb2.PlanTaskRequest.SerializeToString,
                 response_deserializer=maos_dot_v1_dot_tasks__pb2.PlanTaskResponse.FromString,
                 _registered_method=True)
+        self.PurgeTasks = channel.unary_unary(
+                '/maos.v1.TaskService/PurgeTasks',
+                request_serializer=maos_dot_v1_dot_tasks__pb2.PurgeTasksRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_tasks__pb2.PurgeTasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -160,6 +165,15 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeTasks(self, request, context):
+        """Delete finished task trees (every task, event and attempt under each root),
+        all or none: an unknown id is NOT_FOUND, a task that is not a root is
+        INVALID_ARGUMENT, a tree with an unfinished task is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +226,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.PlanTask,
                     request_deserializer=maos_dot_v1_dot_tasks__pb2.PlanTaskRequest.FromString,
                     response_serializer=maos_dot_v1_dot_tasks__pb2.PlanTaskResponse.SerializeToString,
+            ),
+            'PurgeTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeTasks,
+                    request_deserializer=maos_dot_v1_dot_tasks__pb2.PurgeTasksRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_tasks__pb2.PurgeTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -484,6 +503,33 @@ class TaskService:
             '/maos.v1.TaskService/PlanTask',
             maos_dot_v1_dot_tasks__pb2.PlanTaskRequest.SerializeToString,
             maos_dot_v1_dot_tasks__pb2.PlanTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.TaskService/PurgeTasks',
+            maos_dot_v1_dot_tasks__pb2.PurgeTasksRequest.SerializeToString,
+            maos_dot_v1_dot_tasks__pb2.PurgeTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,11 @@ class TaskServiceStub:
     """Change a queued (or pending) task's priority."""
     PlanTask: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.PlanTaskRequest, _tasks_pb2.PlanTaskResponse]
     """Decompose a task with a planner template and submit the resulting workflow."""
+    PurgeTasks: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.PurgeTasksRequest, _tasks_pb2.PurgeTasksResponse]
+    """Delete finished task trees (every task, event and attempt under each root),
+    all or none: an unknown id is NOT_FOUND, a task that is not a root is
+    INVALID_ARGUMENT, a tree with an unfinished task is FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -80,6 +85,11 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """Change a queued (or pending) task's priority."""
     PlanTask: _aio.UnaryUnaryMultiCallable[_tasks_pb2.PlanTaskRequest, _tasks_pb2.PlanTaskResponse]  # type: ignore[assignment]
     """Decompose a task with a planner template and submit the resulting workflow."""
+    PurgeTasks: _aio.UnaryUnaryMultiCallable[_tasks_pb2.PurgeTasksRequest, _tasks_pb2.PurgeTasksResponse]  # type: ignore[assignment]
+    """Delete finished task trees (every task, event and attempt under each root),
+    all or none: an unknown id is NOT_FOUND, a task that is not a root is
+    INVALID_ARGUMENT, a tree with an unfinished task is FAILED_PRECONDITION.
+    """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -163,5 +173,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tasks_pb2.PlanTaskResponse, _abc.Awaitable[_tasks_pb2.PlanTaskResponse]]:
         """Decompose a task with a planner template and submit the resulting workflow."""
+
+    @_abc_1.abstractmethod
+    def PurgeTasks(
+        self,
+        request: _tasks_pb2.PurgeTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.PurgeTasksResponse, _abc.Awaitable[_tasks_pb2.PurgeTasksResponse]]:
+        """Delete finished task trees (every task, event and attempt under each root),
+        all or none: an unknown id is NOT_FOUND, a task that is not a root is
+        INVALID_ARGUMENT, a tree with an unfinished task is FAILED_PRECONDITION.
+        """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,6 +12,7 @@ from maos.controlplane._convert import timestamp
 from maos.controlplane._host_session import HostSession
 from maos.controlplane._runtime import Runtime
 from maos.controlplane.core import Priority, TaskStatus
+from maos.controlplane.messaging import Messaging
 from maos.errors import InvalidArgument
 from maos.v1 import (
     admin_pb2,
@@ -21,8 +22,11 @@ from maos.v1 import (
     common_pb2,
     hosts_pb2,
     hosts_pb2_grpc,
+    messages_pb2,
 )
 from maos.wire import EnvelopeError, decode_envelope
+
+from ._host_messages import HostMessageBridge
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
@@ -30,9 +34,13 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
+_MESSAGE_KINDS = frozenset({"message_call", "mailbox_subscribe", "mailbox_unsubscribe"})
+
+
 class HostServicer(hosts_pb2_grpc.HostServiceServicer):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, messaging: Messaging | None = None) -> None:
         self._rt = runtime
+        self._messaging = messaging
 
     async def Connect(
         self, request_iterator: AsyncIterator[common_pb2.Envelope], context: Ctx
@@ -60,6 +68,9 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
             )
         )
         self._rt.host_attached(session)
+        bridge = (
+            HostMessageBridge(register.host_id, self._messaging, session.send) if self._messaging is not None else None
+        )
         log.info("host %s (%s) connected with %d slots", register.host_id, register.hostname, register.slots)
         if len(first.items) > 1:
             rest = hosts_pb2.HostItems(items=first.items[1:])
@@ -76,7 +87,7 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
                     except EnvelopeError as exc:
                         log.warning("host %s sent an undecodable batch: %s", session.host_id, exc)
                         continue
-                    self._rt.host_items(session, items)
+                    self._rt.host_items(session, _route_messages(items, bridge))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken stream is a lost host, never a crash
@@ -95,6 +106,8 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
             except asyncio.CancelledError:
                 pass
             log.info("host %s disconnected: %s", session.host_id, reason)
+            if bridge is not None:
+                bridge.close()
             self._rt.host_detached(session, reason)
 
     async def ListHosts(self, request: hosts_pb2.ListHostsRequest, context: Ctx) -> hosts_pb2.ListHostsResponse:
@@ -136,6 +149,29 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
         self._rt.drain(request.id)
         listed = await self.ListHosts(hosts_pb2.ListHostsRequest(include_lost=True), context)
         return next(h for h in listed.hosts if h.id == request.id)
+
+
+def _route_messages(items: hosts_pb2.HostItems, bridge: HostMessageBridge | None) -> hosts_pb2.HostItems:
+    """Hand the batch's message items to the bridge; the rest (tasks, heartbeats) go to the runtime."""
+    rest: hosts_pb2.HostItems | None = None
+    for i, item in enumerate(items.items):
+        kind = item.WhichOneof("item")
+        if kind in _MESSAGE_KINDS:
+            if rest is None:
+                rest = hosts_pb2.HostItems(items=items.items[:i])
+            if bridge is not None:
+                bridge.handle(item, kind)
+        elif rest is not None:
+            rest.items.append(item)
+    return items if rest is None else rest
+
+
+def host_message_stats(runtime: Runtime) -> list[messages_pb2.HostMessageStatsRow]:
+    """Each connected host's relay statistics, as of its last heartbeat."""
+    return [
+        messages_pb2.HostMessageStatsRow(host_id=s.host_id, stats=s.last_heartbeat.message_stats)
+        for s in runtime.sessions.values()
+    ]
 
 
 class AgentServicer(agents_pb2_grpc.AgentServiceServicer):

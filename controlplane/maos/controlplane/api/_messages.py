@@ -7,19 +7,19 @@ sends and the default mailbox of what it reads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from maos.controlplane._convert import timestamp
 from maos.controlplane.api._context import before_deadline, caller_task_id
 from maos.controlplane.messaging import (
     MAX_SEND_BATCH,
     Messaging,
     Outgoing,
+    ReadParams,
     SendResult,
     StatsRow,
-    StoredMessage,
+    message_to_proto,
     outgoing,
     read_params,
 )
@@ -27,19 +27,21 @@ from maos.errors import InvalidArgument, MaosError
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
+HostStatsSource = Callable[[], list[messages_pb2.HostMessageStatsRow]]
 
 SERVICE_NAME: str = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
 """For the reflection and health lists of the server."""
 
 
-class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
-    """maos.v1.MessageService over a `Messaging`."""
+class MessageRequests:
+    """The request handling MessageService and the host streams' relayed calls share:
+    validate a request's shape and run it for `caller` (a task id, "" for an operator)."""
 
     def __init__(self, messaging: Messaging) -> None:
-        self._messaging = messaging
-        self._config = messaging.config
+        self.messaging = messaging
+        self.config = messaging.config
 
-    async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
+    async def send(self, caller: str, request: messages_pb2.SendRequest) -> messages_pb2.SendResponse:
         to_task, root = request.to_task_id, request.broadcast_root_id
         if to_task and root:
             raise InvalidArgument("set to_task_id or broadcast_root_id, not both")
@@ -48,12 +50,11 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
                 "set to_task_id (one task's mailbox) or broadcast_root_id (every unfinished task of a tree)"
             )
         message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
-        sender = caller_task_id(context)
         if to_task:
-            return _send_response(await self._messaging.send(sender, to_task, message))
-        return _send_response(await self._messaging.broadcast(sender, root, message))
+            return _send_response(await self.messaging.send(caller, to_task, message))
+        return _send_response(await self.messaging.broadcast(caller, root, message))
 
-    async def SendBatch(self, request: messages_pb2.SendBatchRequest, context: Ctx) -> messages_pb2.SendBatchResponse:
+    async def send_batch(self, caller: str, request: messages_pb2.SendBatchRequest) -> messages_pb2.SendBatchResponse:
         if len(request.messages) > MAX_SEND_BATCH:
             raise InvalidArgument(
                 f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(request.messages)}; split it"
@@ -69,12 +70,54 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             except MaosError as exc:
                 raise type(exc)(f"message {i}: {exc}") from None
             items.append((item.to_task_id, message))
-        results = await self._messaging.send_batch(caller_task_id(context), items)
+        results = await self.messaging.send_batch(caller, items)
         return messages_pb2.SendBatchResponse(results=[_send_response(r) for r in results])
 
-    async def Publish(self, request: messages_pb2.PublishRequest, context: Ctx) -> messages_pb2.SendResponse:
+    async def publish(self, caller: str, request: messages_pb2.PublishRequest) -> messages_pb2.SendResponse:
         message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
-        return _send_response(await self._messaging.publish(caller_task_id(context), request.topic, message))
+        return _send_response(await self.messaging.publish(caller, request.topic, message))
+
+    async def ack(self, caller: str, request: messages_pb2.AckRequest) -> messages_pb2.AckResponse:
+        acknowledged = await self.messaging.ack(caller, request.mailbox, list(request.message_ids))
+        return messages_pb2.AckResponse(acknowledged=acknowledged)
+
+    def subscribe_params(self, max_in_flight: int, lease_seconds: float) -> ReadParams:
+        return read_params(
+            max_messages=max_in_flight or self.config.default_max_in_flight,
+            wait_seconds=0.0,
+            lease_seconds=lease_seconds,
+            config=self.config,
+            limit=self.config.max_in_flight,
+        )
+
+    def _outgoing(self, priority: int, payload: common_pb2.Payload, ttl_seconds: float, message_id: str) -> Outgoing:
+        return outgoing(
+            priority=priority,
+            data=payload.data,
+            content_type=payload.content_type,
+            ttl_seconds=ttl_seconds,
+            message_id=message_id,
+            config=self.config,
+        )
+
+
+class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
+    """maos.v1.MessageService over a `Messaging`."""
+
+    def __init__(self, messaging: Messaging, host_stats: HostStatsSource | None = None) -> None:
+        self._messaging = messaging
+        self._config = messaging.config
+        self._requests = MessageRequests(messaging)
+        self._host_stats = host_stats
+
+    async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
+        return await self._requests.send(caller_task_id(context), request)
+
+    async def SendBatch(self, request: messages_pb2.SendBatchRequest, context: Ctx) -> messages_pb2.SendBatchResponse:
+        return await self._requests.send_batch(caller_task_id(context), request)
+
+    async def Publish(self, request: messages_pb2.PublishRequest, context: Ctx) -> messages_pb2.SendResponse:
+        return await self._requests.publish(caller_task_id(context), request)
 
     async def Receive(self, request: messages_pb2.ReceiveRequest, context: Ctx) -> messages_pb2.ReceiveResponse:
         params = read_params(
@@ -88,56 +131,30 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         return messages_pb2.ReceiveResponse(messages=[message_to_proto(m) for m in messages])
 
     async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
-        acknowledged = await self._messaging.ack(caller_task_id(context), request.mailbox, list(request.message_ids))
-        return messages_pb2.AckResponse(acknowledged=acknowledged)
+        return await self._requests.ack(caller_task_id(context), request)
 
     async def Subscribe(
         self, request: messages_pb2.SubscribeRequest, context: Ctx
     ) -> AsyncIterator[messages_pb2.Message]:
-        params = read_params(
-            max_messages=request.max_in_flight or self._config.default_max_in_flight,
-            wait_seconds=0.0,
-            lease_seconds=request.lease_seconds,
-            config=self._config,
-            limit=self._config.max_in_flight,
-        )
+        params = self._requests.subscribe_params(request.max_in_flight, request.lease_seconds)
         caller = caller_task_id(context)
         async for batch in self._messaging.subscribe(caller or context.peer(), caller, request.mailbox, params):
             for msg in batch:
                 yield message_to_proto(msg)
 
     async def Stats(self, request: messages_pb2.MessageStatsRequest, context: Ctx) -> messages_pb2.MessageStatsResponse:
-        return messages_pb2.MessageStatsResponse(mailboxes=[stats_to_proto(row) for row in self._messaging.stats()])
-
-    def _outgoing(self, priority: int, payload: common_pb2.Payload, ttl_seconds: float, message_id: str) -> Outgoing:
-        return outgoing(
-            priority=priority,
-            data=payload.data,
-            content_type=payload.content_type,
-            ttl_seconds=ttl_seconds,
-            message_id=message_id,
-            config=self._config,
+        hosts = self._host_stats() if self._host_stats is not None else []
+        return messages_pb2.MessageStatsResponse(
+            mailboxes=[stats_to_proto(row) for row in self._messaging.stats()], hosts=hosts
         )
 
 
-def add_message_service(server: grpc.aio.Server, messaging: Messaging) -> None:
-    """Register MessageService on `server` (add SERVICE_NAME to its reflection/health lists)."""
-    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(messaging), server)
-
-
-def message_to_proto(msg: StoredMessage) -> messages_pb2.Message:
-    """One delivered copy as the wire message."""
-    return messages_pb2.Message(
-        id=msg.id,
-        sender_task_id=msg.sender,
-        recipient=msg.recipient,
-        topic=msg.topic,
-        priority=msg.priority,  # type: ignore[arg-type]
-        payload=common_pb2.Payload(data=msg.data, content_type=msg.content_type),
-        sent_at=timestamp(msg.sent_at),
-        expires_at=timestamp(msg.expires_at),
-        delivery_count=msg.delivery_count,
-    )
+def add_message_service(
+    server: grpc.aio.Server, messaging: Messaging, host_stats: HostStatsSource | None = None
+) -> None:
+    """Register MessageService on `server` (add SERVICE_NAME to its reflection/health lists).
+    `host_stats` lists the connected hosts' relay statistics for Stats."""
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(messaging, host_stats), server)
 
 
 def stats_to_proto(row: StatsRow) -> messages_pb2.MailboxStats:

@@ -113,6 +113,10 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
     async def CancelTask(self, request: tasks_pb2.CancelTaskRequest, context: Ctx) -> common_pb2.Task:
         return task_to_proto(await self._rt.cancel(_require_id(request.id), request.reason))
 
+    async def PurgeTasks(self, request: tasks_pb2.PurgeTasksRequest, context: Ctx) -> tasks_pb2.PurgeTasksResponse:
+        roots, tasks = await self._rt.purge([_require_id(i, "root_ids[]") for i in request.root_ids])
+        return tasks_pb2.PurgeTasksResponse(roots=roots, tasks=tasks)
+
     async def WatchTask(self, request: tasks_pb2.WatchTaskRequest, context: Ctx) -> AsyncIterator[common_pb2.TaskEvent]:
         """History from the store after `after_seq`, then live events; ends after the
         watched task's final event. Subscribes before reading history so nothing falls

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
+from maos.errors import FailedPrecondition
 
 from ._model import (
     AttemptRecord,
@@ -351,6 +352,33 @@ class Orchestrator:
         finally:
             self._cancelling = set()
         return root
+
+    # ------------------------------------------------------------------ purge
+
+    def forget_trees(self, root_ids: Iterable[str]) -> list[TaskRecord]:
+        """Forget every task of these trees held in memory, for a purge (the store deletes
+        their rows). All or none: FailedPrecondition names a task that is not finished, or a
+        cancelled one whose agent is still being stopped. Returns the records forgotten.
+
+        Scans the table: every unfinished task is in memory, but a finished parent may be
+        evicted before its children, so walking `children` from the root could miss some."""
+        roots = set(root_ids)
+        members = [rec for rec in self.tasks.values() if rec.root_id in roots]
+        for rec in members:
+            if not rec.final:
+                raise FailedPrecondition(
+                    f"task tree {rec.root_id} is not finished: task {rec.id} is {rec.status.name.lower()}; "
+                    f"cancel the tree or wait for it to end, then purge it"
+                )
+            if rec.id in self._leases:
+                raise FailedPrecondition(
+                    f"task tree {rec.root_id}: the agent of cancelled task {rec.id} is still being stopped; "
+                    "retry the purge in a few seconds"
+                )
+        for rec in members:
+            del self.tasks[rec.id]
+            self._finished_order.pop(rec.id, None)
+        return members
 
     # ------------------------------------------------------------------ hosts
 

@@ -19,10 +19,14 @@ from ._service import MAX_SEND_BATCH as MAX_SEND_BATCH
 from ._service import Messaging as Messaging
 from ._service import SendResult as SendResult
 from ._service import open_messaging as open_messaging
+from ._store import Loaded as Loaded
 from ._store import MessageStore as MessageStore
+from ._wire import message_from_proto as message_from_proto
+from ._wire import message_to_proto as message_to_proto
 
 __all__ = [
     "MAX_SEND_BATCH",
+    "Loaded",
     "MessageStore",
     "Messaging",
     "MessagingConfig",
@@ -34,6 +38,8 @@ __all__ = [
     "StoredMessage",
     "TaskDirectory",
     "TaskInfo",
+    "message_from_proto",
+    "message_to_proto",
     "open_messaging",
     "outgoing",
     "read_params",

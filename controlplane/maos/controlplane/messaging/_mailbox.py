@@ -227,6 +227,20 @@ class Mailbox:
                 heapq.heappush(self._ready, (msg.priority, seq, message_id))
         return dropped
 
+    def unlease(self, ids: list[str]) -> int:
+        """Put in-flight messages among `ids` back in line now (their receiver gave them back
+        unread); they keep their place and count as redelivered when taken again."""
+        returned = 0
+        for message_id in ids:
+            msg = self._messages.get(message_id)
+            if msg is None or not msg.lease_until:
+                continue
+            msg.lease_until = 0.0  # the lease heap entry goes stale
+            self._in_flight -= 1
+            heapq.heappush(self._ready, (msg.priority, msg.seq, message_id))
+            returned += 1
+        return returned
+
     def ack(self, ids: list[str], now: float) -> list[StoredMessage]:
         """Remove the held messages among `ids` (leased or not); returns those removed."""
         removed: list[StoredMessage] = []

@@ -49,7 +49,7 @@ from ._directory import TaskDirectory, TaskInfo
 from ._index import MessageIndex, StatsRow
 from ._mailbox import Mailbox, MailboxStats, StoredMessage
 from ._names import TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
-from ._store import MessageStore
+from ._store import Loaded, MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,32 @@ class Messaging:
                 len(expired),
             )
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="maos-messages-sweep")
+
+    async def snapshot(self) -> Loaded:
+        """Every undelivered message and subscription as committed now (a checkpoint's queues)."""
+        return await self._store.read_all()
+
+    async def restore(self, loaded: Loaded) -> int:
+        """Load a checkpoint's messages and subscriptions into a service that holds no message:
+        stored first, then deliverable (leases start afresh). Expired ones are left out.
+        Returns how many messages were restored."""
+        held = sum(len(box) for box in self._index.mailboxes.values()) + len(self._pending)
+        if held:
+            raise FailedPrecondition(f"messaging already holds {held} undelivered messages; restore needs none")
+        now = time.time()
+        live = [m for m in loaded.messages if m.expires_at > now]
+        commits = [self._store.subscribe(mailbox, topic, now) for mailbox, topic in loaded.subscriptions]
+        if live:
+            commits.append(self._store.insert(live))
+        await asyncio.gather(*commits)
+        for mailbox, topic in loaded.subscriptions:
+            self._index.subscribe(topic, mailbox, now)
+        for msg in live:
+            msg.delivery_count, msg.lease_until = 0, 0.0
+            self._index.mailbox(msg.mailbox, now).add(msg)
+            self._notify(msg.mailbox)
+        self._seq = max(self._seq, loaded.max_seq)
+        return len(live)
 
     async def close(self) -> None:
         """Stop the sweep, wake every waiting reader, commit what is queued. Idempotent."""
@@ -433,6 +459,19 @@ class Messaging:
         self._notify(name)  # a stream waiting for credit can send more
         await asyncio.shield(self._store.delete([m.seq for m in removed]))
         return len(removed)
+
+    async def release(self, caller: str, mailbox: str, ids: Sequence[str]) -> int:
+        """Give leased messages back unread (a host relay that held them for an agent that
+        finished): they are delivered again at once instead of when their lease runs out."""
+        name = self._mailbox_name(caller, mailbox)
+        check_read(await self._caller(caller), parse_mailbox(name))
+        box = self._index.get(name)
+        if box is None or not ids:
+            return 0
+        returned = box.unlease(list(ids))
+        if returned:
+            self._notify(name)
+        return returned
 
     def stats(self) -> list[StatsRow]:
         """Per-topic sums, then every mailbox (counters since start-up)."""

@@ -148,16 +148,22 @@ class MessageStore:
                     f"{self._path} has messaging schema version {row[0]}, newer than this control plane's "
                     f"{SCHEMA_VERSION}: run a newer MAOS against it"
                 )
-            messages = [
-                StoredMessage(*r) for r in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM messages ORDER BY seq")
-            ]
-            for msg in messages:
-                msg.data = bytes(msg.data)
-            subscriptions = [(str(r[0]), str(r[1])) for r in conn.execute(_SELECT_SUBSCRIPTIONS)]
-            max_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
-            return Loaded(messages, subscriptions, int(max_seq))
+            return _read_all(conn)
         finally:
             conn.close()
+
+    async def read_all(self) -> Loaded:
+        """Every stored message and subscription, as committed now (checkpoints copy them)."""
+
+        def read() -> Loaded:
+            conn = connect(self._path, self._synchronous)
+            try:
+                conn.execute("BEGIN")  # one snapshot for the three reads
+                return _read_all(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(read)
 
     async def close(self) -> None:
         """Commit what is queued, then stop the writer. Idempotent."""
@@ -217,3 +223,12 @@ class MessageStore:
 
 
 _SELECT_SUBSCRIPTIONS = "SELECT mailbox, topic FROM message_subscriptions ORDER BY mailbox"
+
+
+def _read_all(conn: sqlite3.Connection) -> Loaded:
+    messages = [StoredMessage(*r) for r in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM messages ORDER BY seq")]
+    for msg in messages:
+        msg.data = bytes(msg.data)
+    subscriptions = [(str(r[0]), str(r[1])) for r in conn.execute(_SELECT_SUBSCRIPTIONS)]
+    max_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
+    return Loaded(messages, subscriptions, int(max_seq))

@@ -140,3 +140,11 @@ class StateBackend(Protocol):
     async def changes(self, namespace: str, after_revision: int, limit: int) -> Sequence[StateChange]:
         """Up to `limit` logged changes with a revision above `after_revision`, in order.
         Only the last `limits.change_log_size` changes per namespace are kept."""
+
+    async def namespaces(self) -> Sequence[str]:
+        """Every namespace that holds at least one key, sorted (checkpoints copy them all)."""
+
+    async def import_entries(self, entries: Sequence[StateEntry]) -> None:
+        """Write entries exactly as given (value, version, revision, updated_at): restoring a
+        checkpoint into namespaces that hold nothing. A namespace's revision becomes at least the
+        highest revision among its entries; its change log starts empty."""

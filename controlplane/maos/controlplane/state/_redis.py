@@ -83,6 +83,12 @@ return {1, rev}
 """
 )
 
+# KEYS: revision counter. ARGV: a revision. Raises the counter to it, never lowers it.
+_RAISE_REVISION = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+"""
+
 
 def redacted(url: str) -> str:
     """The URL without a password, for logs and status."""
@@ -254,6 +260,33 @@ class RedisStateBackend:
             out.append(StateChange(entry, deleted=f[b"x"] == b"1"))
         return out
 
+    async def namespaces(self) -> Sequence[str]:
+        # A namespace's key index exists exactly while it holds a key (Redis drops empty sets).
+        head, tail = self._prefix + b"{", b"}:keys"
+        found: set[str] = set()
+        with self._errors():
+            async for name in self._redis.scan_iter(match=_glob_escape(head) + b"*" + tail, count=1000):
+                raw = _bytes(name)
+                found.add(raw[len(head) : -len(tail)].decode())
+        return sorted(found)
+
+    async def import_entries(self, entries: Sequence[StateEntry]) -> None:
+        revisions: dict[str, int] = {}
+        with self._errors():
+            for i in range(0, len(entries), 1000):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for e in entries[i : i + 1000]:
+                        raw, base = e.key.encode(), self._base(e.namespace)
+                        fields = {b"d": e.value, b"v": e.version, b"r": e.revision, b"t": repr(e.updated_at)}
+                        pipe.hset(base + b"e:" + raw, mapping=fields)  # type: ignore[arg-type]
+                        pipe.zadd(base + b"keys", {raw: 0})
+                        revisions[e.namespace] = max(revisions.get(e.namespace, 0), e.revision)
+                    await pipe.execute()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for namespace, revision in revisions.items():
+                    pipe.eval(_RAISE_REVISION, 1, self._base(namespace) + b"rev", revision)
+                await pipe.execute()
+
     async def drop_namespace(self, namespace: str) -> None:
         """Delete every key of `namespace` (for tests and tools; not part of StateBackend)."""
         base = self._base(namespace)
@@ -266,6 +299,16 @@ class RedisStateBackend:
                     batch.clear()
             if batch:
                 await self._redis.delete(*batch)
+
+
+def _glob_escape(text: bytes) -> bytes:
+    """`text` matched literally by a Redis SCAN pattern."""
+    out = bytearray()
+    for byte in text:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
 
 
 def _bytes(value: bytes | str | None) -> bytes:

@@ -69,6 +69,10 @@ _UPSERT_NAMESPACE = (
     "INSERT INTO state_namespaces (namespace, revision) VALUES (?, ?) "
     "ON CONFLICT (namespace) DO UPDATE SET revision = excluded.revision"
 )
+_RAISE_NAMESPACE = (
+    "INSERT INTO state_namespaces (namespace, revision) VALUES (?, ?) "
+    "ON CONFLICT (namespace) DO UPDATE SET revision = MAX(revision, excluded.revision)"
+)
 # Bounds on one group commit, so a flood of writes still commits (and answers) in slices.
 _MAX_WRITES_PER_COMMIT = 2_000
 _MAX_BYTES_PER_COMMIT = 32 * 1024 * 1024
@@ -338,6 +342,37 @@ class SqliteStateBackend:
             ]
 
         return await self._read(run)
+
+    async def namespaces(self) -> Sequence[str]:
+        return await self._read(
+            lambda conn: [str(r[0]) for r in conn.execute("SELECT DISTINCT namespace FROM state_entries ORDER BY 1")]
+        )
+
+    async def import_entries(self, entries: Sequence[StateEntry]) -> None:
+        if self._closed:
+            raise Unavailable("shared state is closed: the control plane is shutting down")
+        rows = [(e.namespace, e.key.encode(), e.value, e.version, e.revision, e.updated_at) for e in entries]
+        revisions: dict[str, int] = {}
+        for e in entries:
+            revisions[e.namespace] = max(revisions.get(e.namespace, 0), e.revision)
+
+        def run() -> None:
+            # A connection of its own: the writer thread re-reads revisions in every commit,
+            # and SQLite's busy timeout makes the two take turns.
+            conn = _connect(self._path, self._synchronous)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_UPSERT_ENTRY, rows)
+                    conn.executemany(_RAISE_NAMESPACE, revisions.items())
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(run)
 
 
 def _entry_at(conn: sqlite3.Connection, namespace: str, key: str, raw: bytes) -> StateEntry | None:

@@ -116,6 +116,12 @@ _UPSERT_ATTEMPT = (
     f"INSERT OR REPLACE INTO task_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
+# A purged tree's events and attempts first: they are found through its task rows.
+_PURGE_TREE = (
+    "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE root_id = ?)",
+    "DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM tasks WHERE root_id = ?)",
+    "DELETE FROM tasks WHERE root_id = ?",
+)
 _T = TypeVar("_T")
 
 
@@ -186,6 +192,7 @@ class SqliteStore:
         events: list[tuple[Any, ...]] = []
         attempts: dict[tuple[Any, Any], tuple[Any, ...]] = {}
         named: list[tuple[str, tuple[Any, ...]]] = []
+        purged: list[tuple[str]] = []
         for batch in batches:
             inserts.extend(batch.inserts)
             for row in batch.updates:
@@ -210,6 +217,7 @@ class SqliteStore:
                 )
                 for b in batch.batches
             ]
+            purged += [(root_id,) for root_id in batch.purged_roots]
         conn.execute("BEGIN")
         try:
             if inserts:
@@ -222,6 +230,10 @@ class SqliteStore:
                 conn.executemany(_UPSERT_ATTEMPT, attempts.values())
             for sql, args in named:
                 conn.execute(sql, args)
+            if purged:
+                # Last: whatever this commit wrote for those trees goes with them.
+                for sql in _PURGE_TREE:
+                    conn.executemany(sql, purged)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -344,6 +356,18 @@ class SqliteStore:
 
         return await self._read(run)
 
+    async def events_of(self, task_ids: Sequence[str]) -> list[TaskEventRecord]:
+        def run(conn: sqlite3.Connection) -> list[TaskEventRecord]:
+            return [event_from_row(dict(r)) for r in _rows_of(conn, "task_events", "seq", task_ids)]
+
+        return await self._read(run)
+
+    async def attempts_of(self, task_ids: Sequence[str]) -> list[AttemptRecord]:
+        def run(conn: sqlite3.Connection) -> list[AttemptRecord]:
+            return [attempt_from_row(dict(r)) for r in _rows_of(conn, "task_attempts", "number", task_ids)]
+
+        return await self._read(run)
+
     async def load_templates(self) -> list[NamedBlob]:
         return await self._read(lambda conn: _named(conn, "templates"))
 
@@ -352,6 +376,17 @@ class SqliteStore:
 
     async def load_settings(self) -> dict[str, str]:
         return await self._read(lambda conn: {r[0]: r[1] for r in conn.execute("SELECT key, value FROM settings")})
+
+
+def _rows_of(conn: sqlite3.Connection, table: str, order: str, task_ids: Sequence[str]) -> list[sqlite3.Row]:
+    """The rows of `table` for these tasks, by task id then `order`, 500 ids per query."""
+    ids = sorted(set(task_ids))
+    out: list[sqlite3.Row] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        sql = f"SELECT * FROM {table} WHERE task_id IN ({','.join('?' * len(chunk))}) ORDER BY task_id, {order}"
+        out.extend(conn.execute(sql, chunk))
+    return out
 
 
 def _named(conn: sqlite3.Connection, table: str) -> list[NamedBlob]:

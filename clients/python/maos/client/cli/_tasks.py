@@ -1,4 +1,4 @@
-"""`maosctl task ...`: submit, show, list, results, cancel, wait, progress."""
+"""`maosctl task ...`: submit, show, list, results, cancel, purge, wait, progress."""
 
 from __future__ import annotations
 
@@ -188,6 +188,19 @@ def cancel(state: CliState, task_id: str, reason: str) -> None:
     """Cancel a task and its whole subtree (idempotent)."""
     task = state.client().cancel_task(task_id, reason)
     state.emit(task_dict(task), lambda: f"{task.id}: {status_name(task.status)}")
+
+
+@task_group.command("purge")
+@click.argument("root_ids", metavar="ROOT_ID...", nargs=-1, required=True)
+@format_option
+@pass_state
+def purge(state: CliState, root_ids: tuple[str, ...]) -> None:
+    """Delete finished task trees: every task, event and attempt under each ROOT_ID (all or none)."""
+    reply = state.client().purge_tasks(root_ids)
+    state.emit(
+        {"roots": reply.roots, "tasks": reply.tasks},
+        lambda: f"purged {reply.roots} task tree(s), {reply.tasks} task(s)",
+    )
 
 
 @task_group.command("wait")

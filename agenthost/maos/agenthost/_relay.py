@@ -1,0 +1,517 @@
+"""The host's message relay: its agents' messages travel through it.
+
+Agents on this host call MessageService on the relay (a local socket whose
+address the host gives them as MAOS_MESSAGES_ENDPOINT). The relay
+
+- delivers a message between two tasks running on this host, in the same
+  tree, itself: straight into the recipient's local mailbox, no round trip
+  to the control plane;
+- sends everything else up the host stream (MessageCall items, batched with
+  the stream's other items, lz4-compressed above 512 bytes) and answers the
+  agent with the control plane's reply;
+- keeps a local mailbox for each mailbox its agents read, fed both by local
+  sends and by the control plane, which pushes that mailbox's messages down
+  the stream (leased to the host) once the relay subscribes it.
+
+Semantics match the control plane's: priority order then FIFO, leases and
+redelivery, message ids to drop duplicates, bounded mailboxes that answer
+RESOURCE_EXHAUSTED, TTLs (the same `Mailbox` implements both). Acks of
+messages that came from the control plane go back up, coalesced per mailbox.
+
+Durability: a locally delivered message lives in the host's memory. When
+its recipient's task ends with messages still unacknowledged, the relay
+hands them to the control plane (same ids, so a resend is a no-op), so a
+retried task still finds them. A host crash loses only local messages whose
+sender and recipient both ran here (both tasks are retried); everything
+that went through the control plane is persisted there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from maos.controlplane._ids import UlidGenerator
+from maos.controlplane.messaging import (
+    MessagingConfig,
+    Outgoing,
+    message_from_proto,
+    message_to_proto,
+    outgoing,
+)
+from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
+from maos.errors import ERRORS_BY_CODE, InvalidArgument, MaosError, PermissionDenied, ResourceExhausted, Unavailable
+from maos.v1 import hosts_pb2, messages_pb2
+
+log = logging.getLogger(__name__)
+
+TASK_PREFIX = "task:"
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """Tuning of the relay. `upstream_lease_seconds` is how long the control plane leaves a
+    pushed message with this host before delivering it again (if the host vanished)."""
+
+    local_delivery: bool = True
+    upstream_lease_seconds: float = 120.0
+    upstream_max_in_flight: int = 1000
+    idle_unsubscribe_seconds: float = 60.0
+    limits: MessagingConfig = field(default_factory=MessagingConfig)
+
+
+@dataclass(slots=True)
+class RelayStats:
+    sent_local: int = 0
+    sent_upstream: int = 0
+    received: int = 0
+    acknowledged: int = 0
+    redelivered: int = 0
+    delivery_errors: int = 0
+    batches_up: int = 0
+    batches_down: int = 0
+    bytes_raw: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class LocalMailbox:
+    """A mailbox as the relay holds it for one reader on this host."""
+
+    name: str
+    reader: str  # the task reading it ("" for a mailbox not tied to one task)
+    box: Mailbox
+    local_ids: set[str] = field(default_factory=set)  # messages sent on this host (not from upstream)
+    subscribed: bool = False
+    error: MaosError | None = None
+    last_read: float = 0.0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.changed.set()
+
+
+class MessageRelay:
+    """The relay's state; the gRPC servicer (_relay_server) and the host daemon drive it."""
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        send_up: Callable[[hosts_pb2.HostItem, int], bool],
+        connected: Callable[[], bool],
+    ) -> None:
+        self.config = config
+        self._send_up = send_up
+        self._connected = connected
+        self._running: dict[str, str] = {}  # task id -> root id, for tasks running on this host
+        self._boxes: dict[str, LocalMailbox] = {}
+        self._calls: dict[int, asyncio.Future[hosts_pb2.MessageReply]] = {}
+        self._call_ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._ids = UlidGenerator()
+        self._pending_acks: dict[str, list[str]] = {}
+        self._ack_flush_scheduled = False
+        self.stats = RelayStats()
+
+    # ---------------------------------------------------------------- the host's tasks
+
+    def task_assigned(self, task_id: str, root_id: str) -> None:
+        self._running[task_id] = root_id or task_id
+
+    def task_ended(self, task_id: str) -> None:
+        """The task's attempt finished here: its mailboxes go back to the control plane."""
+        self._running.pop(task_id, None)
+        for name in [n for n, lm in self._boxes.items() if lm.reader == task_id]:
+            self._drop_box(name)
+
+    # ---------------------------------------------------------------- agent calls
+
+    async def send(self, caller: str, request: messages_pb2.SendRequest) -> messages_pb2.SendResponse:
+        if self._is_local(caller, request.to_task_id) and not request.broadcast_root_id:
+            message = self._validate(request)
+            self._check_room({request.to_task_id: 1})
+            return self._deliver_locally(caller, request.to_task_id, message)
+        reply = await self._call(caller, hosts_pb2.MessageCall(send=request), 1, request.ByteSize())
+        return reply.send
+
+    async def send_batch(self, caller: str, request: messages_pb2.SendBatchRequest) -> messages_pb2.SendBatchResponse:
+        local: list[tuple[int, Outgoing]] = []
+        remote = messages_pb2.SendBatchRequest()
+        remote_index: list[int] = []
+        rooms: dict[str, int] = {}
+        for i, item in enumerate(request.messages):
+            if self._is_local(caller, item.to_task_id) and not item.broadcast_root_id:
+                try:
+                    local.append((i, self._validate(item)))
+                except MaosError as exc:
+                    raise type(exc)(f"message {i}: {exc}") from None
+                rooms[item.to_task_id] = rooms.get(item.to_task_id, 0) + 1
+            else:
+                remote.messages.append(item)
+                remote_index.append(i)
+        self._check_room(rooms)
+        results: list[messages_pb2.SendResponse | None] = [None] * len(request.messages)
+        if remote.messages:
+            # All or nothing, as on the control plane: the remote part first; the local room
+            # was checked, and nothing else runs on this loop between the reply and the adds.
+            call = hosts_pb2.MessageCall(send_batch=remote)
+            reply = await self._call(caller, call, len(remote.messages), remote.ByteSize())
+            for index, result in zip(remote_index, reply.send_batch.results, strict=True):
+                results[index] = result
+            self._check_room(rooms)
+        for index, message in local:
+            results[index] = self._deliver_locally(caller, request.messages[index].to_task_id, message)
+        return messages_pb2.SendBatchResponse(results=[r for r in results if r is not None])
+
+    async def publish(self, caller: str, request: messages_pb2.PublishRequest) -> messages_pb2.SendResponse:
+        reply = await self._call(caller, hosts_pb2.MessageCall(publish=request), 1, request.ByteSize())
+        return reply.send
+
+    async def receive(
+        self, caller: str, mailbox: str, max_messages: int, wait_seconds: float, lease_seconds: float
+    ) -> list[messages_pb2.Message]:
+        lm = self._readable(caller, mailbox)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        limits = self.config.limits
+        lease = lease_seconds or limits.default_lease_seconds
+        while True:
+            if lm.error is not None:
+                self._boxes.pop(lm.name, None)
+                raise lm.error
+            taken = self._take(lm, max_messages, lease)
+            remaining = deadline - loop.time()
+            if taken or remaining <= 0:
+                return taken
+            lm.changed.clear()
+            next_lease = lm.box.next_lease_deadline()
+            timeout = remaining if next_lease is None else min(remaining, max(0.001, next_lease - time.time()))
+            try:
+                await asyncio.wait_for(lm.changed.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def ack(self, caller: str, mailbox: str, ids: list[str]) -> int | None:
+        """Acknowledge on a relayed mailbox; None if the relay does not hold this mailbox
+        (the caller then forwards the ack with `forward_ack`)."""
+        lm = self._boxes.get(self._mailbox_name(caller, mailbox))
+        if lm is None:
+            return None
+        removed = lm.box.ack(ids, time.time())
+        upstream = [m.id for m in removed if m.id not in lm.local_ids]
+        lm.local_ids.difference_update(m.id for m in removed)
+        self.stats.acknowledged += len(removed)
+        if upstream:
+            self._queue_acks(lm.name, upstream)
+        lm.wake()
+        return len(removed)
+
+    async def forward_ack(self, caller: str, request: messages_pb2.AckRequest) -> messages_pb2.AckResponse:
+        reply = await self._call(caller, hosts_pb2.MessageCall(ack=request), 0, request.ByteSize())
+        return reply.ack
+
+    def readable(self, caller: str, mailbox: str) -> LocalMailbox:
+        """The local mailbox a Subscribe stream reads (subscribed upstream on first use)."""
+        return self._readable(caller, mailbox)
+
+    def take(self, lm: LocalMailbox, limit: int, lease_seconds: float) -> list[messages_pb2.Message]:
+        return self._take(lm, limit, lease_seconds or self.config.limits.default_lease_seconds)
+
+    # ---------------------------------------------------------------- from the control plane
+
+    def on_reply(self, reply: hosts_pb2.MessageReply) -> None:
+        fut = self._calls.pop(reply.call_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply)
+
+    def on_delivery(self, delivery: hosts_pb2.MessageDelivery) -> None:
+        self.stats.batches_down += 1
+        self.stats.bytes_raw += delivery.ByteSize()
+        lm = self._boxes.get(delivery.mailbox)
+        if lm is None:
+            # Nobody here reads it any more: give the messages straight back.
+            self._send_item(
+                hosts_pb2.HostItem(
+                    mailbox_unsubscribe=hosts_pb2.MailboxUnsubscribe(
+                        mailbox=delivery.mailbox, release_ids=[m.id for m in delivery.messages]
+                    )
+                )
+            )
+            return
+        acked_already: list[str] = []
+        for msg in delivery.messages:
+            if lm.box.get(msg.id) is not None:
+                continue  # a redelivery of what we hold: keep our copy
+            if lm.box.knows(msg.id):
+                acked_already.append(msg.id)  # acked here, the ack was lost with a stream: ack again
+                continue
+            lm.box.add(message_from_proto(msg, lm.name, next(self._seq)))
+            self.stats.received += 1
+        if acked_already:
+            self._queue_acks(lm.name, acked_already)
+        lm.wake()
+
+    def on_closed(self, closed: hosts_pb2.MailboxClosed) -> None:
+        lm = self._boxes.get(closed.mailbox)
+        if lm is None:
+            return
+        lm.subscribed = False
+        cls = ERRORS_BY_CODE.get(_CODE_NAMES.get(closed.code, ""), MaosError)
+        lm.error = cls(closed.error)
+        lm.wake()
+
+    def on_disconnected(self) -> None:
+        """The stream is gone: answer waiting calls, resubscribe mailboxes on the next one."""
+        calls, self._calls = self._calls, {}
+        for fut in calls.values():
+            if not fut.done():
+                fut.set_exception(
+                    Unavailable(
+                        "the agent host lost its control plane connection while relaying this call; it may or "
+                        "may not have taken effect: send again with the same message_id to be sure"
+                    )
+                )
+        self.stats.delivery_errors += len(calls)
+        for lm in self._boxes.values():
+            lm.subscribed = False
+
+    def on_connected(self) -> None:
+        """A new stream: subscribe again what agents here read, and send the acks held meanwhile."""
+        for lm in self._boxes.values():
+            self._ensure_subscribed(lm)
+        self._flush_acks()
+
+    def sweep(self, now: float) -> None:
+        """Requeue expired local leases (counted), drop mailboxes nobody reads any more."""
+        for name, lm in list(self._boxes.items()):
+            before = lm.box.stats.delivery_errors
+            lm.box.requeue_expired(now)
+            requeued = lm.box.stats.delivery_errors - before
+            if requeued:
+                self.stats.redelivered += requeued
+                lm.wake()
+            idle = now - lm.last_read > self.config.idle_unsubscribe_seconds
+            if idle and lm.reader not in self._running and lm.box.in_flight == 0:
+                self._drop_box(name)
+
+    def message_stats(self) -> messages_pb2.HostMessageStats:
+        s = self.stats
+        queued = sum(lm.box.queued for lm in self._boxes.values())
+        in_flight = sum(lm.box.in_flight for lm in self._boxes.values())
+        return messages_pb2.HostMessageStats(
+            queued=queued,
+            in_flight=in_flight,
+            sent_local=s.sent_local,
+            sent_upstream=s.sent_upstream,
+            received=s.received,
+            acknowledged=s.acknowledged,
+            redelivered=s.redelivered,
+            delivery_errors=s.delivery_errors,
+            batches_up=s.batches_up,
+            batches_down=s.batches_down,
+            bytes_raw=s.bytes_raw,
+        )
+
+    # ---------------------------------------------------------------- internals
+
+    def _is_local(self, caller: str, to_task_id: str) -> bool:
+        if not self.config.local_delivery or not caller or not to_task_id:
+            return False
+        root = self._running.get(to_task_id)
+        return root is not None and self._running.get(caller) == root
+
+    def _validate(self, request: messages_pb2.SendRequest) -> Outgoing:
+        return outgoing(
+            priority=request.priority,
+            data=request.payload.data,
+            content_type=request.payload.content_type,
+            ttl_seconds=request.ttl_seconds,
+            message_id=request.message_id,
+            config=self.config.limits,
+        )
+
+    def _check_room(self, rooms: dict[str, int]) -> None:
+        for task_id, n in rooms.items():
+            lm = self._boxes.get(TASK_PREFIX + task_id)
+            if lm is not None and not lm.box.has_room(n):
+                self.stats.delivery_errors += n
+                lm.box.stats.rejected_full += n
+                raise ResourceExhausted(
+                    f"mailbox task:{task_id} is full ({lm.box.max_queued} messages): its reader is not keeping "
+                    "up; send again later"
+                )
+
+    def _deliver_locally(self, sender: str, to_task_id: str, message: Outgoing) -> messages_pb2.SendResponse:
+        lm = self._box(TASK_PREFIX + to_task_id, reader=to_task_id)
+        message_id = message.message_id or self._ids.new()
+        if lm.box.knows(message_id):
+            return messages_pb2.SendResponse(message_ids=[message_id], recipients=1)  # a resend: a no-op
+        now = time.time()
+        lm.box.add(
+            StoredMessage(
+                seq=next(self._seq),
+                mailbox=lm.name,
+                id=message_id,
+                sender=sender,
+                recipient=lm.name,
+                topic="",
+                priority=message.priority,
+                data=message.data,
+                content_type=message.content_type,
+                sent_at=now,
+                expires_at=now + message.ttl_seconds,
+            )
+        )
+        lm.local_ids.add(message_id)
+        self.stats.sent_local += 1
+        lm.wake()
+        return messages_pb2.SendResponse(message_ids=[message_id], recipients=1)
+
+    def _mailbox_name(self, caller: str, mailbox: str) -> str:
+        if mailbox:
+            return mailbox
+        if not caller:
+            raise InvalidArgument("name a mailbox: the caller is not a task, so it has no mailbox of its own")
+        return TASK_PREFIX + caller
+
+    def _readable(self, caller: str, mailbox: str) -> LocalMailbox:
+        name = self._mailbox_name(caller, mailbox)
+        if name.startswith(TASK_PREFIX) and name != TASK_PREFIX + caller:
+            raise PermissionDenied(f"task {caller} may read only its own mailbox task:{caller}, not {name}")
+        lm = self._box(name, reader=caller)
+        lm.last_read = time.time()
+        self._ensure_subscribed(lm)
+        return lm
+
+    def _box(self, name: str, reader: str) -> LocalMailbox:
+        lm = self._boxes.get(name)
+        if lm is None:
+            limits = self.config.limits
+            lm = LocalMailbox(name, reader, Mailbox(name, limits.max_queued, limits.dedupe_window, time.time()))
+            self._boxes[name] = lm
+        return lm
+
+    def _ensure_subscribed(self, lm: LocalMailbox) -> None:
+        if lm.subscribed or lm.error is not None or not self._connected():
+            return
+        item = hosts_pb2.HostItem(
+            mailbox_subscribe=hosts_pb2.MailboxSubscribe(
+                mailbox=lm.name,
+                caller_task_id=lm.reader,
+                lease_seconds=self.config.upstream_lease_seconds,
+                max_in_flight=self.config.upstream_max_in_flight,
+            )
+        )
+        lm.subscribed = self._send_item(item)
+
+    def _take(self, lm: LocalMailbox, limit: int, lease_seconds: float) -> list[messages_pb2.Message]:
+        lm.last_read = time.time()
+        before = lm.box.stats.redelivered
+        taken = lm.box.take(lm.last_read, limit, lease_seconds)
+        self.stats.redelivered += lm.box.stats.redelivered - before
+        for msg in taken.dropped:
+            lm.local_ids.discard(msg.id)
+        return [message_to_proto(m) for m in taken.messages]
+
+    def _drop_box(self, name: str) -> None:
+        """Stop relaying a mailbox: unacknowledged upstream messages go back at once, local
+        ones are handed to the control plane so a later reader (a retry) gets them."""
+        lm = self._boxes.pop(name, None)
+        if lm is None:
+            return
+        self._flush_acks()
+        held = lm.box.drain()
+        upstream = [m.id for m in held if m.id not in lm.local_ids]
+        local = [m for m in held if m.id in lm.local_ids]
+        if lm.subscribed or upstream:
+            self._send_item(
+                hosts_pb2.HostItem(mailbox_unsubscribe=hosts_pb2.MailboxUnsubscribe(mailbox=name, release_ids=upstream))
+            )
+        if local and name.startswith(TASK_PREFIX):
+            self._hand_over(name[len(TASK_PREFIX) :], local)
+
+    def _hand_over(self, task_id: str, messages: list[StoredMessage]) -> None:
+        by_sender: dict[str, list[StoredMessage]] = {}
+        for msg in messages:
+            by_sender.setdefault(msg.sender, []).append(msg)
+        now = time.time()
+        for sender, msgs in by_sender.items():
+            batch = messages_pb2.SendBatchRequest()
+            for m in msgs:
+                ttl = m.expires_at - now
+                if ttl <= 0:
+                    continue
+                item = batch.messages.add(to_task_id=task_id, priority=m.priority, ttl_seconds=ttl, message_id=m.id)
+                item.payload.data = m.data
+                item.payload.content_type = m.content_type
+            if batch.messages:
+                task = asyncio.ensure_future(
+                    self._call(sender, hosts_pb2.MessageCall(send_batch=batch), len(batch.messages), batch.ByteSize())
+                )
+                task.add_done_callback(_log_hand_over)
+
+    def _queue_acks(self, mailbox: str, ids: list[str]) -> None:
+        self._pending_acks.setdefault(mailbox, []).extend(ids)
+        if not self._ack_flush_scheduled:
+            # Coalesce: every ack of this loop turn goes up in one item per mailbox.
+            self._ack_flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        self._ack_flush_scheduled = False
+        if not self._pending_acks or not self._connected():
+            return  # kept for the next stream
+        pending, self._pending_acks = self._pending_acks, {}
+        step = self.config.limits.max_ack_ids
+        for mailbox, ids in pending.items():
+            lm = self._boxes.get(mailbox)
+            reader = lm.reader if lm is not None else ""
+            for start in range(0, len(ids), step):
+                call = hosts_pb2.MessageCall(
+                    call_id=0,
+                    caller_task_id=reader,
+                    ack=messages_pb2.AckRequest(mailbox=mailbox, message_ids=ids[start : start + step]),
+                )
+                if not self._send_item(hosts_pb2.HostItem(message_call=call)):
+                    self._pending_acks.setdefault(mailbox, []).extend(ids[start:])
+                    break
+
+    async def _call(self, caller: str, call: hosts_pb2.MessageCall, messages: int, size: int) -> hosts_pb2.MessageReply:
+        if not self._connected():
+            self.stats.delivery_errors += messages
+            raise Unavailable("the agent host is not connected to the control plane; retry in a moment")
+        call.call_id = next(self._call_ids)
+        call.caller_task_id = caller
+        fut: asyncio.Future[hosts_pb2.MessageReply] = asyncio.get_running_loop().create_future()
+        self._calls[call.call_id] = fut
+        if not self._send_item(hosts_pb2.HostItem(message_call=call), size):
+            self._calls.pop(call.call_id, None)
+            self.stats.delivery_errors += messages
+            raise Unavailable("the agent host's queue to the control plane is full; retry in a moment")
+        self.stats.sent_upstream += messages
+        try:
+            reply = await fut
+        finally:
+            self._calls.pop(call.call_id, None)
+        if reply.code:
+            self.stats.delivery_errors += messages
+            cls = ERRORS_BY_CODE.get(_CODE_NAMES.get(reply.code, ""), MaosError)
+            raise cls(reply.error)
+        return reply
+
+    def _send_item(self, item: hosts_pb2.HostItem, size: int = 0) -> bool:
+        sent = self._send_up(item, size)
+        if sent:
+            self.stats.batches_up += 1
+            self.stats.bytes_raw += size or item.ByteSize()
+        return sent
+
+
+def _log_hand_over(fut: asyncio.Future[hosts_pb2.MessageReply]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("could not hand unread local messages to the control plane: %s", fut.exception())

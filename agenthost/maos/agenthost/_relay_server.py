@@ -1,0 +1,137 @@
+"""MessageService on the host's relay: a gRPC server on a local Unix socket for its agents.
+
+Same service, same messages, same errors as the control plane's
+MessageService, so the SDK and `maosctl msg` talk to either unchanged (the
+host sets MAOS_MESSAGES_ENDPOINT for its workers). Errors become statuses in
+the control plane's one interceptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from maos.controlplane.api._errors import ErrorMappingInterceptor
+from maos.errors import InvalidArgument
+from maos.v1 import messages_pb2, messages_pb2_grpc
+
+from ._relay import MessageRelay
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+TASK_ID_METADATA = "maos-task-id"
+
+
+def _caller(context: Ctx) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == TASK_ID_METADATA:
+            return value if isinstance(value, str) else value.decode()
+    return ""
+
+
+def _check_read(max_messages: int, wait_seconds: float, lease_seconds: float, limit: int) -> None:
+    if max_messages > limit:
+        raise InvalidArgument(f"at most {limit} messages at once, asked for {max_messages}")
+    for name, value in (("wait_seconds", wait_seconds), ("lease_seconds", lease_seconds)):
+        if math.isnan(value) or value < 0:
+            raise InvalidArgument(f"{name} must not be negative")
+
+
+class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
+    def __init__(self, relay: MessageRelay) -> None:
+        self._relay = relay
+        self._limits = relay.config.limits
+
+    async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
+        return await self._relay.send(_caller(context), request)
+
+    async def SendBatch(self, request: messages_pb2.SendBatchRequest, context: Ctx) -> messages_pb2.SendBatchResponse:
+        return await self._relay.send_batch(_caller(context), request)
+
+    async def Publish(self, request: messages_pb2.PublishRequest, context: Ctx) -> messages_pb2.SendResponse:
+        return await self._relay.publish(_caller(context), request)
+
+    async def Receive(self, request: messages_pb2.ReceiveRequest, context: Ctx) -> messages_pb2.ReceiveResponse:
+        limits = self._limits
+        _check_read(request.max_messages, request.wait_seconds, request.lease_seconds, limits.max_receive_batch)
+        wait = min(request.wait_seconds, limits.max_wait_seconds)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait = max(0.0, min(wait, remaining - 0.05))  # answer before the caller gives up
+        messages = await self._relay.receive(
+            _caller(context), request.mailbox, max(1, request.max_messages), wait, request.lease_seconds
+        )
+        return messages_pb2.ReceiveResponse(messages=messages)
+
+    async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
+        if len(request.message_ids) > self._limits.max_ack_ids:
+            raise InvalidArgument(f"at most {self._limits.max_ack_ids} message ids per ack")
+        caller = _caller(context)
+        done = self._relay.ack(caller, request.mailbox, list(request.message_ids))
+        if done is None:
+            return await self._relay.forward_ack(caller, request)
+        return messages_pb2.AckResponse(acknowledged=done)
+
+    async def Subscribe(
+        self, request: messages_pb2.SubscribeRequest, context: Ctx
+    ) -> AsyncIterator[messages_pb2.Message]:
+        limits = self._limits
+        _check_read(request.max_in_flight, 0.0, request.lease_seconds, limits.max_in_flight)
+        credit = request.max_in_flight or limits.default_max_in_flight
+        lm = self._relay.readable(_caller(context), request.mailbox)
+        while True:
+            if lm.error is not None:
+                raise lm.error
+            room = credit - lm.box.in_flight
+            taken = self._relay.take(lm, room, request.lease_seconds) if room > 0 else []
+            if taken:
+                for msg in taken:
+                    yield msg
+                continue
+            lm.changed.clear()
+            next_lease = lm.box.next_lease_deadline()
+            timeout = 30.0 if next_lease is None else max(0.001, next_lease - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lm.changed.wait(), min(timeout, 30.0))
+
+    async def Stats(self, request: messages_pb2.MessageStatsRequest, context: Ctx) -> messages_pb2.MessageStatsResponse:
+        stats = self._relay.message_stats()
+        return messages_pb2.MessageStatsResponse(hosts=[messages_pb2.HostMessageStatsRow(host_id="", stats=stats)])
+
+
+class RelayServer:
+    """The relay's gRPC server on a private Unix socket; `endpoint` is the address for agents."""
+
+    def __init__(self, relay: MessageRelay, host_id: str) -> None:
+        self._relay = relay
+        self._dir = Path(tempfile.mkdtemp(prefix="maos-relay-"))
+        self._path = self._dir / "messages.sock"
+        self._server: grpc.aio.Server | None = None
+        self.endpoint = ""
+
+    async def start(self) -> str:
+        server = grpc.aio.server(
+            interceptors=[ErrorMappingInterceptor()],
+            options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        messages_pb2_grpc.add_MessageServiceServicer_to_server(RelayServicer(self._relay), server)
+        server.add_insecure_port(f"unix:{self._path}")
+        await server.start()
+        os.chmod(self._path, 0o600)  # only this user's processes (the workers) may use it
+        self._server = server
+        self.endpoint = f"unix:{self._path}"
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(1.0)
+        with contextlib.suppress(OSError):
+            self._path.unlink()
+            self._dir.rmdir()
