@@ -140,6 +140,12 @@ class MessageRelay:
         return reply.send
 
     async def send_batch(self, caller: str, request: messages_pb2.SendBatchRequest) -> messages_pb2.SendBatchResponse:
+        if not self.config.local_delivery or not any(self._is_local(caller, m.to_task_id) for m in request.messages):
+            # The common case (every recipient elsewhere): forward the request as it is, no copies.
+            reply = await self._call(
+                caller, hosts_pb2.MessageCall(send_batch=request), len(request.messages), request.ByteSize()
+            )
+            return reply.send_batch
         local: list[tuple[int, Outgoing]] = []
         remote = messages_pb2.SendBatchRequest()
         remote_index: list[int] = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import yaml
+from click.testing import CliRunner
 from maos.client import Client
+from maos.client.cli import cli
 from maos.testing import start_agenthost, wait_for_hosts
 from maos.v1 import common_pb2, messages_pb2, tasks_pb2
 
@@ -96,3 +99,9 @@ def test_agents_on_one_host_exchange_messages_without_the_control_plane(fresh_cl
             break
         time.sleep(0.2)
     assert stats is not None and stats.sent_local == 2000 and stats.sent_upstream == 0, stats
+    shown = CliRunner().invoke(cli, ["--endpoint", c.endpoint, "msg", "stats", "--hosts", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    (row,) = json.loads(shown.output)
+    assert row["host_id"] == "both" and row["sent_local"] == 2000
+    table = CliRunner().invoke(cli, ["--endpoint", c.endpoint, "msg", "stats", "--hosts"])
+    assert table.exit_code == 0 and "both" in table.output and "LOCAL" in table.output, table.output

@@ -168,10 +168,16 @@ def _route_messages(items: hosts_pb2.HostItems, bridge: HostMessageBridge | None
 
 def host_message_stats(runtime: Runtime) -> list[messages_pb2.HostMessageStatsRow]:
     """Each connected host's relay statistics, as of its last heartbeat."""
-    return [
-        messages_pb2.HostMessageStatsRow(host_id=s.host_id, stats=s.last_heartbeat.message_stats)
-        for s in runtime.sessions.values()
-    ]
+    rows = []
+    for session in runtime.sessions.values():
+        stats = messages_pb2.HostMessageStats()
+        stats.CopyFrom(session.last_heartbeat.message_stats)
+        # The message items' share of the stream as sent: the stream's compression ratio applied to them.
+        raw = session.sent.raw_bytes + session.received.raw_bytes
+        wire = session.sent.wire_bytes + session.received.wire_bytes
+        stats.bytes_compressed = round(stats.bytes_raw * wire / raw) if raw else stats.bytes_raw
+        rows.append(messages_pb2.HostMessageStatsRow(host_id=session.host_id, stats=stats))
+    return rows
 
 
 class AgentServicer(agents_pb2_grpc.AgentServiceServicer):

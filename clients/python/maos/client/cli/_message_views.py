@@ -163,3 +163,67 @@ def stats_table(stats: list[messages_pb2.MailboxStats]) -> str:
         max_widths={0: 60},
         empty="(no mailboxes)",
     )
+
+
+_HOST_FIELDS = (
+    "queued",
+    "in_flight",
+    "sent_local",
+    "sent_upstream",
+    "received",
+    "acknowledged",
+    "redelivered",
+    "delivery_errors",
+    "batches_up",
+    "batches_down",
+    "bytes_raw",
+    "bytes_compressed",
+)
+
+
+def host_stats_rows(rows: list[messages_pb2.HostMessageStatsRow]) -> list[dict[str, Any]]:
+    """Per-host relay counters as JSON documents."""
+    return [{"host_id": r.host_id, **{name: getattr(r.stats, name) for name in _HOST_FIELDS}} for r in rows]
+
+
+def host_stats_table(rows: list[messages_pb2.HostMessageStatsRow]) -> str:
+    """What each host's message relay did: local deliveries, traffic on its stream, compression."""
+    table = []
+    for r in rows:
+        s = r.stats
+        ratio = f"{s.bytes_raw / s.bytes_compressed:.2f}x" if s.bytes_compressed else "-"
+        table.append(
+            (
+                r.host_id,
+                s.queued,
+                s.in_flight,
+                s.sent_local,
+                s.sent_upstream,
+                s.received,
+                s.acknowledged,
+                s.redelivered,
+                s.delivery_errors,
+                f"{s.batches_up}/{s.batches_down}",
+                size(s.bytes_raw),
+                ratio,
+            )
+        )
+    return render_table(
+        [
+            "host",
+            "queued",
+            "in-flight",
+            "local",
+            "up",
+            "down",
+            "acked",
+            "redelivered",
+            "errors",
+            "items up/down",
+            "bytes",
+            "lz4",
+        ],
+        table,
+        right=range(1, 12),
+        empty="(no hosts connected)",
+    )

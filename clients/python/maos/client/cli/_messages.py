@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 import click
 import grpc
 
-from .._config import CHANNEL_OPTIONS
+from .._config import CHANNEL_OPTIONS, messages_endpoint
 from .._enums import PRIORITY
 from .._messages_client import MessagesClient
 from ._common import CliState, format_option, pass_state
 from ._message_views import (
     caller,
+    host_stats_rows,
+    host_stats_table,
     message_dict,
     message_line,
     messages_table,
@@ -35,8 +37,11 @@ from ._message_views import (
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def open_messages_client(endpoint: str) -> MessagesClient:
-    """A MessagesClient on its own channel, closed when the command ends."""
+def open_messages_client(endpoint: str, *, relay: bool = True) -> MessagesClient:
+    """A MessagesClient on its own channel, closed when the command ends. Inside an agent
+    (and with `relay`), its host's message relay carries the calls."""
+    if relay:
+        endpoint = messages_endpoint(endpoint)
     channel = grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
     click.get_current_context().call_on_close(channel.close)
     return MessagesClient(channel, endpoint, caller=caller())
@@ -173,9 +178,16 @@ def tail(state: CliState, mailbox: str, count: int | None) -> None:
 
 
 @msg_group.command("stats")
+@click.option("--hosts", "by_host", is_flag=True, help="each host's message relay instead of each mailbox")
 @format_option
 @pass_state
-def stats(state: CliState) -> None:
-    """Counters per topic (summed over its subscriptions) and per mailbox, since the control plane started."""
-    rows = open_messages_client(state.endpoint).stats()
+def stats(state: CliState, by_host: bool) -> None:
+    """Counters per topic (summed over its subscriptions) and per mailbox, since the control plane started;
+    with --hosts, what each agent host's relay did (local deliveries, stream traffic, compression)."""
+    client = open_messages_client(state.endpoint, relay=False)
+    if by_host:
+        hosts = client.host_stats()
+        state.emit(host_stats_rows(hosts), lambda: host_stats_table(hosts))
+        return
+    rows = client.stats()
     state.emit(stats_rows(rows), lambda: stats_table(rows))
