@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from maos import tracing
-from maos.errors import InvalidArgument
+from maos.errors import InvalidArgument, MaosError
 from maos.profiles import AgentProfile, load_profiles
 from maos.v1 import (
     admin_pb2,
@@ -29,6 +29,7 @@ from maos.v1 import (
 )
 
 from ._config import ControlPlaneConfig
+from ._leadership import Leadership
 from ._library import Library
 from ._runtime import Runtime
 from .api import (
@@ -41,12 +42,15 @@ from .api import (
     TemplateServicer,
 )
 from .api._hosts import host_message_stats
+from .api._leadership import LeadershipGate
 from .api._messages import SERVICE_NAME as MESSAGE_SERVICE_NAME
 from .api._messages import add_message_service
+from .api._metrics import MetricsInterceptor
 from .api._state import STATE_SERVICE_NAME, add_state_service
-from .messaging import Messaging, MessagingConfig, RuntimeTaskDirectory, open_messaging
+from .messaging import Messaging, MessagingConfig, RuntimeTaskDirectory, StatsRow, open_messaging
+from .metrics import MetricsHttpServer, Monitor, render_metrics
 from .state import StateBackend, open_state_backend
-from .store import SqliteStore
+from .store import PostgresStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +76,17 @@ class ControlPlane:
         self.profiles = load_profiles(config.agents_file)
         if config.tracing.enabled and tracing.active_spec() != config.tracing:
             tracing.configure(config.tracing, TRACING_SERVICE_NAME)  # before the runtime: it asks for task spans
-        self.store = SqliteStore(config.database_path, synchronous=config.sqlite_synchronous)
+        self.store = open_store(
+            config.store_url,
+            config.data_dir,
+            sqlite_synchronous=config.sqlite_synchronous,
+            postgres=config.store_options,
+        )
         self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
         self.library = Library(self.runtime)
+        self.monitor = Monitor(self.runtime, config.metrics_interval_seconds, messages=self._message_stats)
+        self._metrics_http: MetricsHttpServer | None = None
+        self.metrics_endpoint = ""  # where Prometheus scrapes, once serving
         self.state: StateBackend | None = None
         self.messaging: Messaging | None = None
         self._server: grpc.aio.Server | None = None
@@ -82,11 +94,17 @@ class ControlPlane:
         self.endpoint = ""
         self._stopped = asyncio.Event()
         self._shut = False
+        # Active/standby (PostgreSQL only): a standby listens but refuses calls until it leads.
+        self.leadership: Leadership | None = None
+        self._leading = False
+        self._campaign: asyncio.Task[None] | None = None
+        self.failure = ""  # why the control plane stopped on its own (e.g. leadership lost)
+        self._health_names: list[str] = []
 
     async def start(self) -> None:
         await self.store.open()
-        await self.runtime.start()
-        await self.library.load()
+        if not isinstance(self.store, PostgresStore):
+            await self._take_over()
         self.state = await open_state_backend(
             self.config.state_url, self.config.database_path, sqlite_synchronous=self.config.sqlite_synchronous
         )
@@ -105,7 +123,11 @@ class ControlPlane:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", 0),
         ]
-        interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMappingInterceptor()]  # type: ignore[type-arg]
+        interceptors: list[grpc.aio.ServerInterceptor] = [  # type: ignore[type-arg]
+            ErrorMappingInterceptor(),
+            LeadershipGate(self._refusal),  # inside the error mapping: its Unavailable gets mapped
+            MetricsInterceptor(self.monitor.api),  # innermost: times the servicer itself
+        ]
         if tracing.enabled():
             from .api._tracing import TracingInterceptor  # imports OpenTelemetry: only when tracing is on
 
@@ -117,9 +139,12 @@ class ControlPlane:
         agents_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(self.runtime, lambda: infos), server)
         templates_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(self.runtime, self.library), server)
         templates_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(self.library), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.runtime, lambda: self.endpoint), server)
+        admin = AdminServicer(self.runtime, lambda: self.endpoint, self.monitor, lambda: self.metrics_endpoint)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
-        add_message_service(server, self.messaging, lambda: host_message_stats(self.runtime))
+        add_message_service(
+            server, self.messaging, lambda: host_message_stats(self.runtime), self.runtime.orch.task_on_agent
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
             STATE_SERVICE_NAME,
@@ -150,11 +175,76 @@ class ControlPlane:
         self._server = server
         host = self.config.listen.rpartition(":")[0]
         self.endpoint = f"{host}:{port}"
-        for name in [*names[:8], ""]:
-            await _maybe_await(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))
+        self._health_names = [*names[:8], ""]
+        if self.config.metrics_listen:
+            self._metrics_http = MetricsHttpServer(self.config.metrics_listen, lambda: render_metrics(self.monitor))
+            self.metrics_endpoint = await self._metrics_http.start()
+            log.info("Prometheus metrics at http://%s/metrics", self.metrics_endpoint)
+        if isinstance(self.store, PostgresStore):
+            self.leadership = Leadership(self.store, self.endpoint, on_lost=self._lose)
+            if not await self.leadership.try_acquire():
+                await self._announce()
+                self._campaign = asyncio.create_task(self._stand_by(), name="maos-standby")
+                return
+            await self._take_over()
+        await self._announce()
+
+    async def _take_over(self) -> None:
+        """Load state from the store and lead: at start, or when a standby wins the lock."""
+        await self.runtime.start()
+        await self.library.load()
+        await self.monitor.start()
+        self._leading = True
+
+    async def _stand_by(self) -> None:
+        assert self.leadership is not None
+        try:
+            await self.leadership.wait_until_leader()
+            log.info("standby won the leadership lock; loading state from %s", self.store.description)
+            await self._take_over()
+            await self._announce()
+        except MaosError as exc:
+            self._lose(f"could not take over as leader: {exc}")
+        except Exception as exc:
+            log.exception("taking over as leader failed")
+            self._lose(f"could not take over as leader: {type(exc).__name__}: {exc}")
+
+    async def _announce(self) -> None:
+        """Health and the ready file say whether we serve (leader) or wait (standby)."""
+        role = "leader" if self._leading else "standby"
+        status = health_pb2.HealthCheckResponse.SERVING if self._leading else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in self._health_names:
+            await _maybe_await(self._health.set(name, status))
         if self.config.ready_file is not None:
-            _write_atomically(self.config.ready_file, json.dumps({"endpoint": self.endpoint, "pid": os.getpid()}))
-        log.info("control plane serving on %s with store %s", self.endpoint, self.store.description)
+            ready = {"endpoint": self.endpoint, "pid": os.getpid(), "role": role}
+            if self.metrics_endpoint:
+                ready["metrics_endpoint"] = self.metrics_endpoint
+            _write_atomically(self.config.ready_file, json.dumps(ready))
+        log.info("control plane %s on %s with store %s", role, self.endpoint, self.store.description)
+        if not self._leading and self.leadership is not None:
+            log.info("standby: %s", self.leadership.refusal())
+
+    def _refusal(self) -> str | None:
+        """Why calls are refused right now, None once we lead (the LeadershipGate asks per call)."""
+        if self.failure:
+            return f"this control plane stopped: {self.failure}"
+        if self._leading:
+            return None
+        if self.leadership is not None:
+            return self.leadership.refusal()
+        return "the control plane is starting; retry shortly"
+
+    def _lose(self, reason: str) -> None:
+        """Leadership is gone: stop serving at once and shut down; the process exits non-zero."""
+        if self.failure:
+            return
+        self.failure = reason
+        self._leading = False
+        log.error("stopping: %s", reason)
+        asyncio.get_running_loop().create_task(self.shutdown(), name="maos-stop-on-lost-leadership")
+
+    def _message_stats(self) -> list[StatsRow]:
+        return self.messaging.stats() if self.messaging is not None else []
 
     def _capabilities(self, agent_type: str) -> tuple[str, ...]:
         profile = self.profiles.get(agent_type)
@@ -168,7 +258,13 @@ class ControlPlane:
         if self._shut:
             return
         self._shut = True
+        if self._campaign is not None:
+            self._campaign.cancel()
+            await asyncio.wait([self._campaign])
         await _maybe_await(self._health.enter_graceful_shutdown())
+        await self.monitor.shutdown()
+        if self._metrics_http is not None:
+            await self._metrics_http.close()
         await self.runtime.shutdown()
         if self._server is not None:
             await self._server.stop(grace_seconds)
@@ -177,9 +273,10 @@ class ControlPlane:
         if self.state is not None:
             await self.state.close()  # after the server: in-flight writes finish first
         await self.store.close()
+        if self.leadership is not None:
+            await self.leadership.close()  # after the store's last commit: releases the lock
         if self.runtime.traces is not None:
-            self.runtime.traces.end_all()  # tasks still open: export what is known of them
-            await asyncio.to_thread(tracing.force_flush)
+            self.runtime.traces.end_all()  # tasks still open: export what is known of them at exit
         self._stopped.set()
         log.info("control plane stopped")
 

@@ -105,3 +105,27 @@ def test_agents_on_one_host_exchange_messages_without_the_control_plane(fresh_cl
     assert row["host_id"] == "both" and row["sent_local"] == 2000
     table = CliRunner().invoke(cli, ["--endpoint", c.endpoint, "msg", "stats", "--hosts"])
     assert table.exit_code == 0 and "both" in table.output and "LOCAL" in table.output, table.output
+
+
+def test_a_message_to_an_agent_reaches_the_task_it_runs(fresh_cluster: Cluster) -> None:
+    c = fresh_cluster
+    c.start_controlplane()
+    c.add_host(workers=1)
+    task = c.api.submit("hold a worker", "sleeper", {"seconds": 30})
+    agent_id = ""
+    for _ in range(100):
+        attempts = c.api.get(task.id).attempts
+        if attempts and attempts[-1].agent_id:
+            agent_id = attempts[-1].agent_id
+            break
+        time.sleep(0.05)
+    assert agent_id, c.logs()
+    runner = CliRunner()
+    sent = runner.invoke(cli, ["--endpoint", c.endpoint, "msg", "send", "--agent", agent_id, '{"hi": 1}'])
+    assert sent.exit_code == 0, sent.output
+    with Client(c.endpoint) as client:
+        (msg,) = client.messages.receive(f"task:{task.id}", max=10, wait=5)
+        assert msg.recipient == f"task:{task.id}" and json.loads(msg.payload.data) == {"hi": 1}
+        client.cancel_task(task.id)
+    missing = runner.invoke(cli, ["--endpoint", c.endpoint, "msg", "send", "--agent", "no-such-agent", "1"])
+    assert missing.exit_code == 1 and "not running a task" in missing.output, missing.output

@@ -286,6 +286,10 @@ class TaskMessages:
         reply = self._client().send(to_task_id, value, priority=priority, ttl=ttl, message_id=message_id)
         return reply.message_ids[0]
 
+    def send_to_agent(self, agent_id: str, value: Any, *, priority: str | int | None = None) -> str:
+        """Send `value` to the task the agent (worker) `agent_id` runs now; the message id."""
+        return self._client().send_to_agent(agent_id, value, priority=priority).message_ids[0]
+
     def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
         """Send many messages at once (one call and one commit per 10,000); their ids, in order.
 

@@ -76,15 +76,17 @@ def send_request(
     *,
     to_task_id: str = "",
     broadcast_root_id: str = "",
+    to_agent_id: str = "",
     priority: str | int | None = None,
     ttl: float | None = None,
     message_id: str | None = None,
     content_type: str | None = None,
 ) -> messages_pb2.SendRequest:
-    """A SendRequest to one task or (broadcast_root_id) to a whole tree."""
+    """A SendRequest to one task, to the task an agent runs now, or (broadcast_root_id) to a whole tree."""
     return messages_pb2.SendRequest(
         to_task_id=to_task_id,
         broadcast_root_id=broadcast_root_id,
+        to_agent_id=to_agent_id,
         priority=parse_priority(priority) if priority is not None else common_pb2.PRIORITY_UNSPECIFIED,
         payload=message_payload(payload, content_type),
         ttl_seconds=_ttl(ttl),
@@ -199,6 +201,21 @@ class MessagesClient:
             message_id=message_id,
             content_type=content_type,
         )
+        reply: messages_pb2.SendResponse = self._call(self._stub.Send, request)
+        return reply
+
+    def send_to_agent(
+        self,
+        agent_id: str,
+        payload: Any,
+        *,
+        priority: str | int | None = None,
+        ttl: float | None = None,
+        message_id: str | None = None,
+    ) -> messages_pb2.SendResponse:
+        """Send to the mailbox of the task agent `agent_id` (a worker, see `maosctl agent list`) runs now;
+        NotFound when it runs none."""
+        request = send_request(payload, to_agent_id=agent_id, priority=priority, ttl=ttl, message_id=message_id)
         reply: messages_pb2.SendResponse = self._call(self._stub.Send, request)
         return reply
 

@@ -79,6 +79,7 @@ class SendRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    TO_AGENT_ID_FIELD_NUMBER: _builtins.int
     to_task_id: _builtins.str
     """one task's mailbox, or"""
     broadcast_root_id: _builtins.str
@@ -88,6 +89,8 @@ class SendRequest(_message.Message):
     """0 = default (24 h)"""
     message_id: _builtins.str
     """optional client-chosen id: resending it is a no-op"""
+    to_agent_id: _builtins.str
+    """or the task the agent (worker) with this id is running now"""
     @_builtins.property
     def payload(self) -> _common_pb2.Payload: ...
     def __init__(
@@ -99,10 +102,11 @@ class SendRequest(_message.Message):
         payload: _common_pb2.Payload | None = ...,
         ttl_seconds: _builtins.float = ...,
         message_id: _builtins.str = ...,
+        to_agent_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast_root_id", b"broadcast_root_id", "message_id", b"message_id", "payload", b"payload", "priority", b"priority", "to_task_id", b"to_task_id", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast_root_id", b"broadcast_root_id", "message_id", b"message_id", "payload", b"payload", "priority", b"priority", "to_agent_id", b"to_agent_id", "to_task_id", b"to_task_id", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ from maos.errors import MaosError
 from maos.v1 import hosts_pb2
 
 from ._errors import status_code
-from ._messages import MessageRequests
+from ._messages import AgentLookup, MessageRequests
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,16 @@ class HostMessageBridge:
     """Message items of one host stream. `handle` takes the message items of a batch;
     `close` when the stream ends."""
 
-    def __init__(self, host_id: str, messaging: Messaging, send: Callable[[hosts_pb2.ControlItem], bool]) -> None:
+    def __init__(
+        self,
+        host_id: str,
+        messaging: Messaging,
+        send: Callable[[hosts_pb2.ControlItem], bool],
+        task_on_agent: AgentLookup | None = None,
+    ) -> None:
         self._host_id = host_id
         self._messaging = messaging
-        self._requests = MessageRequests(messaging)
+        self._requests = MessageRequests(messaging, task_on_agent)
         self._send = send
         self._subscriptions: dict[str, asyncio.Task[None]] = {}
         self._calls: set[asyncio.Task[None]] = set()

@@ -13,7 +13,8 @@ from maos.controlplane._host_session import HostSession
 from maos.controlplane._runtime import Runtime
 from maos.controlplane.core import Priority, TaskStatus
 from maos.controlplane.messaging import Messaging
-from maos.errors import InvalidArgument
+from maos.controlplane.metrics import Monitor
+from maos.errors import FailedPrecondition, InvalidArgument
 from maos.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -27,6 +28,7 @@ from maos.v1 import (
 from maos.wire import EnvelopeError, decode_envelope
 
 from ._host_messages import HostMessageBridge
+from ._metrics import alerts_response, metrics_response
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
@@ -69,7 +71,9 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
         )
         self._rt.host_attached(session)
         bridge = (
-            HostMessageBridge(register.host_id, self._messaging, session.send) if self._messaging is not None else None
+            HostMessageBridge(register.host_id, self._messaging, session.send, self._rt.orch.task_on_agent)
+            if self._messaging is not None
+            else None
         )
         log.info("host %s (%s) connected with %d slots", register.host_id, register.hostname, register.slots)
         if len(first.items) > 1:
@@ -207,9 +211,28 @@ class AgentServicer(agents_pb2_grpc.AgentServiceServicer):
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, runtime: Runtime, endpoint: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        endpoint: Callable[[], str],
+        monitor: Monitor | None = None,
+        metrics_endpoint: Callable[[], str] = str,
+    ) -> None:
         self._rt = runtime
         self._endpoint = endpoint  # known only once the server has bound its port
+        self._monitor = monitor
+        self._metrics_endpoint = metrics_endpoint  # the Prometheus scrape address, "" when off
+
+    def _monitoring(self) -> Monitor:
+        if self._monitor is None:
+            raise FailedPrecondition("this control plane does not collect metrics")
+        return self._monitor
+
+    async def GetMetrics(self, request: admin_pb2.GetMetricsRequest, context: Ctx) -> admin_pb2.GetMetricsResponse:
+        return metrics_response(self._monitoring(), request, self._metrics_endpoint())
+
+    async def ListAlerts(self, request: admin_pb2.ListAlertsRequest, context: Ctx) -> admin_pb2.ListAlertsResponse:
+        return alerts_response(self._monitoring(), request)
 
     async def Status(self, request: admin_pb2.StatusRequest, context: Ctx) -> admin_pb2.StatusResponse:
         rt = self._rt

@@ -23,11 +23,12 @@ from maos.controlplane.messaging import (
     outgoing,
     read_params,
 )
-from maos.errors import InvalidArgument, MaosError
+from maos.errors import InvalidArgument, MaosError, NotFound
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 HostStatsSource = Callable[[], list[messages_pb2.HostMessageStatsRow]]
+AgentLookup = Callable[[str], str | None]  # agent id -> the task it runs now
 
 SERVICE_NAME: str = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
 """For the reflection and health lists of the server."""
@@ -37,18 +38,28 @@ class MessageRequests:
     """The request handling MessageService and the host streams' relayed calls share:
     validate a request's shape and run it for `caller` (a task id, "" for an operator)."""
 
-    def __init__(self, messaging: Messaging) -> None:
+    def __init__(self, messaging: Messaging, task_on_agent: AgentLookup | None = None) -> None:
         self.messaging = messaging
         self.config = messaging.config
+        self._task_on_agent = task_on_agent
 
     async def send(self, caller: str, request: messages_pb2.SendRequest) -> messages_pb2.SendResponse:
-        to_task, root = request.to_task_id, request.broadcast_root_id
-        if to_task and root:
-            raise InvalidArgument("set to_task_id or broadcast_root_id, not both")
-        if not to_task and not root:
+        to_task, root, agent = request.to_task_id, request.broadcast_root_id, request.to_agent_id
+        if sum(map(bool, (to_task, root, agent))) > 1:
+            raise InvalidArgument("set one of to_task_id, to_agent_id or broadcast_root_id")
+        if not to_task and not root and not agent:
             raise InvalidArgument(
-                "set to_task_id (one task's mailbox) or broadcast_root_id (every unfinished task of a tree)"
+                "set to_task_id (one task's mailbox), to_agent_id (the task an agent runs now) or "
+                "broadcast_root_id (every unfinished task of a tree)"
             )
+        if agent:
+            found = self._task_on_agent(agent) if self._task_on_agent is not None else None
+            if found is None:
+                raise NotFound(
+                    f"agent {agent} is not running a task now (see `maosctl agent list`); "
+                    "messages go to tasks, so an idle agent has no mailbox"
+                )
+            to_task = found
         message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
         if to_task:
             return _send_response(await self.messaging.send(caller, to_task, message))
@@ -104,10 +115,15 @@ class MessageRequests:
 class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
     """maos.v1.MessageService over a `Messaging`."""
 
-    def __init__(self, messaging: Messaging, host_stats: HostStatsSource | None = None) -> None:
+    def __init__(
+        self,
+        messaging: Messaging,
+        host_stats: HostStatsSource | None = None,
+        task_on_agent: AgentLookup | None = None,
+    ) -> None:
         self._messaging = messaging
         self._config = messaging.config
-        self._requests = MessageRequests(messaging)
+        self._requests = MessageRequests(messaging, task_on_agent)
         self._host_stats = host_stats
 
     async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
@@ -150,11 +166,16 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
 
 
 def add_message_service(
-    server: grpc.aio.Server, messaging: Messaging, host_stats: HostStatsSource | None = None
+    server: grpc.aio.Server,
+    messaging: Messaging,
+    host_stats: HostStatsSource | None = None,
+    task_on_agent: AgentLookup | None = None,
 ) -> None:
     """Register MessageService on `server` (add SERVICE_NAME to its reflection/health lists).
     `host_stats` lists the connected hosts' relay statistics for Stats."""
-    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageServicer(messaging, host_stats), server)
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(
+        MessageServicer(messaging, host_stats, task_on_agent), server
+    )
 
 
 def stats_to_proto(row: StatsRow) -> messages_pb2.MailboxStats:

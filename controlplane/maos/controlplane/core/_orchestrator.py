@@ -252,6 +252,14 @@ class Orchestrator:
         self._record_attempt(rec, TaskStatus.RUNNING)
         self._event(rec, now, f"running on agent {agent_id or host_id}")
 
+    def task_on_agent(self, agent_id: str) -> str | None:
+        """The task the agent (worker) `agent_id` is running now, if any (running tasks only)."""
+        for task_id in self._leases:
+            rec = self.tasks.get(task_id)
+            if rec is not None and rec.agent_id == agent_id and rec.status == TaskStatus.RUNNING:
+                return task_id
+        return None
+
     def on_progress(self, host_id: str, task_id: str, attempt: int, fraction: float, message: str, now: float) -> None:
         rec = self.tasks.get(task_id)
         if rec is None or self._leases.get(task_id) != (host_id, attempt) or rec.final:

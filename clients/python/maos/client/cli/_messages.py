@@ -86,16 +86,28 @@ def msg_group() -> None:
 @msg_group.command("send")
 @click.argument("task_id")
 @click.argument("payload", metavar="JSON")
+@click.option("--agent", "to_agent", is_flag=True, help="TASK_ID is an agent id: send to the task it runs now")
 @send_options
 @id_option
 @format_option
 @pass_state
 def send(
-    state: CliState, task_id: str, payload: str, priority: str | None, ttl: float | None, message_id: str | None
+    state: CliState,
+    task_id: str,
+    payload: str,
+    to_agent: bool,
+    priority: str | None,
+    ttl: float | None,
+    message_id: str | None,
 ) -> None:
-    """Send the JSON payload to the mailbox of task TASK_ID."""
+    """Send the JSON payload to the mailbox of task TASK_ID (with --agent, of the task agent TASK_ID runs)."""
     value = _payload(payload)
-    reply = open_messages_client(state.endpoint).send(task_id, value, priority=priority, ttl=ttl, message_id=message_id)
+    client = open_messages_client(state.endpoint)
+    if to_agent:
+        reply = client.send_to_agent(task_id, value, priority=priority, ttl=ttl, message_id=message_id)
+        state.emit(sent_dict(reply), lambda: sent_text(reply, f"agent {task_id}"))
+        return
+    reply = client.send(task_id, value, priority=priority, ttl=ttl, message_id=message_id)
     state.emit(sent_dict(reply), lambda: sent_text(reply, f"task:{task_id}"))
 
 
