@@ -299,7 +299,7 @@ class MessageRelay:
             lm.box.requeue_expired(now)
             requeued = lm.box.stats.delivery_errors - before
             if requeued:
-                self.stats.redelivered += requeued
+                self.stats.delivery_errors += requeued  # counted as redelivered when taken again
                 lm.wake()
             idle = now - lm.last_read > self.config.idle_unsubscribe_seconds
             if idle and lm.reader not in self._running and lm.box.in_flight == 0:
@@ -474,7 +474,8 @@ class MessageRelay:
             return  # kept for the next stream
         pending, self._pending_acks = self._pending_acks, {}
         step = self.config.limits.max_ack_ids
-        for mailbox, ids in pending.items():
+        for mailbox, queued in pending.items():
+            ids = list(dict.fromkeys(queued))  # a redelivery acked twice goes up once
             lm = self._boxes.get(mailbox)
             reader = lm.reader if lm is not None else ""
             for start in range(0, len(ids), step):

@@ -433,7 +433,7 @@ class HostMessageStats(_message.Message):
     redelivered: _builtins.int
     """local leases that ran out, so delivered again"""
     delivery_errors: _builtins.int
-    """sends refused (full mailbox, unknown task, ...) or lost with the stream"""
+    """sends refused (full mailbox, unknown task, ...), calls lost with the stream, local leases that ran out"""
     batches_up: _builtins.int
     """message items sent up the host stream (each may carry many messages)"""
     batches_down: _builtins.int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from maos.controlplane._convert import timestamp
 from maos.v1 import common_pb2, messages_pb2
 
@@ -18,7 +20,7 @@ def message_to_proto(msg: StoredMessage) -> messages_pb2.Message:
         priority=msg.priority,  # type: ignore[arg-type]
         payload=common_pb2.Payload(data=msg.data, content_type=msg.content_type),
         sent_at=timestamp(msg.sent_at),
-        expires_at=timestamp(msg.expires_at),
+        expires_at=timestamp(msg.expires_at) if math.isfinite(msg.expires_at) else None,
         delivery_count=msg.delivery_count,
     )
 
@@ -37,6 +39,6 @@ def message_from_proto(msg: messages_pb2.Message, mailbox: str, seq: int) -> Sto
         data=msg.payload.data,
         content_type=msg.payload.content_type,
         sent_at=msg.sent_at.ToNanoseconds() / 1e9,
-        expires_at=msg.expires_at.ToNanoseconds() / 1e9,
+        expires_at=msg.expires_at.ToNanoseconds() / 1e9 if msg.HasField("expires_at") else math.inf,
         delivery_count=max(0, msg.delivery_count - 1),
     )
