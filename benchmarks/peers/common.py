@@ -14,11 +14,11 @@ Workloads (all with 2 worker processes, except the 1-worker half of the speedup)
 - fan-out/fan-in: 1,000 no-op tasks, then one reducer over their results;
   wall time from the first submit to the reducer's result, median over rounds.
 - CPU-bound speedup: the same CPU-bound function K times on 1 worker and on
-  2 workers (separate clusters); speedup = median 1-worker time / median
-  2-worker time.
+  2 workers (a fresh cluster for each, alternating round by round); speedup =
+  median 1-worker time / median 2-worker time.
 
 The rounds interleave the 2-worker workloads (throughput, round trips,
-fan-in, CPU) so that other load on the shared machine falls on all alike.
+fan-in) so that other load on the shared machine falls on all alike.
 Every result is checked, so a system that drops or garbles work fails its
 line instead of looking fast.
 """
@@ -26,10 +26,12 @@ line instead of looking fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -154,7 +156,7 @@ def _round_trips(cluster: Cluster, sizes: Sizes, round_: int) -> list[float]:
     count = min(per_round, sizes.trips - round_ * per_round)
     samples = []
     for i in range(count):
-        elapsed, got = timed(lambda: cluster.noop_one(i))
+        elapsed, got = timed(functools.partial(cluster.noop_one, i))
         _expect("round trip", got, i)
         samples.append(elapsed * 1e3)
     return samples
@@ -177,7 +179,6 @@ TWO_WORKER_STEPS: tuple[tuple[str, Step], ...] = (
     ("noop_throughput", _noop_throughput),
     ("round_trip", _round_trips),
     ("fan_out_fan_in", _fan_in),
-    ("cpu_two_workers", _cpu),
 )
 
 
@@ -191,28 +192,36 @@ class _Run:
     errors: dict[str, str]
 
 
-def _warm_up(cluster: Cluster, sizes: Sizes, workers: int) -> None:
+def _warm_up(cluster: Cluster, sizes: Sizes, workers: int, steps: Sequence[tuple[str, Step]]) -> None:
     # First calls pay for imports, worker start and connection set-up; none of that is what we compare.
-    cluster.noop_many(min(sizes.noop_tasks, 500))
-    for i in range(10):
-        cluster.noop_one(i)
+    names = {name for name, _ in steps}
+    if names & {"noop_throughput", "round_trip", "fan_out_fan_in"}:
+        cluster.noop_many(min(sizes.noop_tasks, 500))
+        for i in range(10):
+            cluster.noop_one(i)
+    if "fan_out_fan_in" in names:
+        cluster.fan_in(sizes.fan_width)
     cluster.cpu_many(workers, sizes.cpu_iterations // 20)
 
 
-def _rounds(start: Start, workers: int, steps: Sequence[tuple[str, Step]], sizes: Sizes, run: _Run) -> None:
+def _session(
+    start: Start, workers: int, steps: Sequence[tuple[str, Step]], sizes: Sizes, rounds: Sequence[int], run: _Run
+) -> None:
+    """Start the system with `workers` workers, warm it up, run `steps` for each of `rounds`, stop it."""
+    steps = [(name, step) for name, step in steps if name not in run.errors]
+    if not steps:
+        return
     started = False
     try:
         with start(workers) as cluster:
             started = True
             try:
-                _warm_up(cluster, sizes, workers)
-                if any(name == "fan_out_fan_in" for name, _ in steps):
-                    cluster.fan_in(sizes.fan_width)
+                _warm_up(cluster, sizes, workers, steps)
             except Exception as exc:  # a system that cannot run the warm-up cannot run the workloads either
                 for name, _ in steps:
                     run.errors.setdefault(name, f"warm-up failed: {reason(exc)}")
                 return
-            for round_ in range(sizes.rounds):
+            for round_ in rounds:
                 for name, step in steps:
                     if name in run.errors:
                         continue
@@ -220,7 +229,7 @@ def _rounds(start: Start, workers: int, steps: Sequence[tuple[str, Step]], sizes
                         run.samples.setdefault(name, []).extend(step(cluster, sizes, round_))
                     except Exception as exc:  # one failing workload must not hide the others' figures
                         run.errors[name] = reason(exc)
-                    _log(f"round {round_ + 1}/{sizes.rounds}: {name} done")
+                    _log(f"round {round_ + 1}/{sizes.rounds}: {name} ({workers} workers) done")
     except Exception as exc:
         if not started:
             raise CouldNotStart(f"could not start with {workers} worker(s): {reason(exc)}") from exc
@@ -230,14 +239,19 @@ def _rounds(start: Start, workers: int, steps: Sequence[tuple[str, Step]], sizes
 def measure(start: Start, sizes: Sizes) -> dict[str, Any]:
     """Every workload on `start`'s system; figures per workload and an `errors` map for the ones that failed.
 
-    Raises CouldNotStart when the 2-worker system does not come up.
+    The 2-worker workloads share one cluster. The CPU-bound job then runs on a
+    fresh 1-worker and a fresh 2-worker cluster in turn, once per round, so the
+    two halves of the speedup are measured side by side in time rather than
+    minutes apart. Raises CouldNotStart when the first 2-worker cluster does not come up.
     """
     run = _Run(samples={}, errors={})
-    _rounds(start, WORKERS, TWO_WORKER_STEPS, sizes, run)
-    try:
-        _rounds(start, 1, (("cpu_one_worker", _cpu),), sizes, run)
-    except CouldNotStart as exc:
-        run.errors["cpu_one_worker"] = str(exc)
+    _session(start, WORKERS, TWO_WORKER_STEPS, sizes, range(sizes.rounds), run)
+    for round_ in range(sizes.rounds):
+        for workers, name in ((1, "cpu_one_worker"), (WORKERS, "cpu_two_workers")):
+            try:
+                _session(start, workers, ((name, _cpu),), sizes, [round_], run)
+            except CouldNotStart as exc:
+                run.errors[name] = str(exc)
     return summarise(run.samples, run.errors, sizes)
 
 
@@ -287,12 +301,14 @@ def runner_main(system: str, open_system: Callable[[], tuple[str, Start]]) -> No
     parser.add_argument("--quick", action="store_true", help="fewer and smaller rounds (a smoke run)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
     args = parser.parse_args()
+    # The harness's timeout sends SIGTERM: exit through the finally blocks, which stop the system's daemons.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(128 + signal.SIGTERM))
     sizes = QUICK if args.quick else FULL
     result: dict[str, Any] = {"system": system, "version": None, "workers": WORKERS, "error": None}
     try:
         version, start = open_system()
     except ImportError as exc:
-        result["error"] = f"not installed: {reason(exc)}"
+        result["error"] = f"not installed: {reason(exc)} (benchmarks/peers/run.sh installs the peers)"
     else:
         result["version"] = version
         _log(f"{system} {version}: measuring ({'quick' if args.quick else 'full'} run)")
@@ -304,8 +320,13 @@ def runner_main(system: str, open_system: Callable[[], tuple[str, Start]]) -> No
 
 
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    """What the figures were measured on, with the load average now (other work on a shared box skews them)."""
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
 
 
 # -------------------------------------------------------------------- table
@@ -328,8 +349,8 @@ def _figure(result: dict[str, Any], workload: str, figure: str) -> float | None:
 
 
 def _status(result: dict[str, Any]) -> str:
-    if result.get("error"):
-        return "unavailable, see below"
+    if error := result.get("error"):
+        return f"{str(error).split(':')[0]}, see below"  # "not installed", "could not start ...", "timed out ..."
     return "ok" if not result.get("errors") else "partial, see below"
 
 

@@ -32,4 +32,5 @@ if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ] || [ "${BASH_SOU
   touch "$stamp"
 fi
 
-exec "$venv/bin/python" "$here/harness.py" "$@"
+cd "$repo"
+exec "$venv/bin/python" -m benchmarks.peers.harness "$@"

@@ -5,6 +5,7 @@ worker is its own process (behind a nanny) with one thread, so CPU-bound
 Python runs N at a time. `client.map` submits many tasks at once; the fan-in
 passes the 1,000 futures to the reducer, which Dask resolves before it runs.
 Every submit is `pure=False`, so no result is ever reused from an earlier call.
+`client.gather` takes no timeout; the harness's per-system timeout bounds a hang.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def open_system() -> tuple[str, common.Start]:
     import dask
     import distributed
 
-    return f"{dask.__version__} (distributed {distributed.__version__})", start
+    if distributed.__version__ != dask.__version__:  # released in lockstep; say so when they differ
+        return f"{dask.__version__}/distributed {distributed.__version__}", start
+    return str(dask.__version__), start
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ class MaosCluster:
 def _spec(agent_type: str, value: int | None) -> common_pb2.TaskSpec:
     data = json.dumps(value).encode()
     return common_pb2.TaskSpec(
-        description=agent_type, agent_type=agent_type, input=common_pb2.Payload(data=data, content_type="application/json")
+        description=agent_type,
+        agent_type=agent_type,
+        input=common_pb2.Payload(data=data, content_type="application/json"),
     )
 
 

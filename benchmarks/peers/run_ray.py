@@ -8,6 +8,8 @@ object refs to the reducer as arguments, which Ray resolves before it runs.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,21 +45,26 @@ class RayCluster:
 
 @contextmanager
 def start(workers: int) -> Iterator[RayCluster]:
-    """A fresh local Ray instance with `workers` CPU slots; shut down on exit."""
+    """A fresh local Ray instance with `workers` CPU slots; shut down on exit, its session files removed."""
     import ray
 
-    ray.init(
-        num_cpus=workers,
-        num_gpus=0,
-        include_dashboard=False,
-        object_store_memory=OBJECT_STORE_BYTES,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
+    temp_dir = tempfile.mkdtemp(prefix="maos-peers-ray-")  # short: Ray's unix socket paths live under it
     try:
-        yield RayCluster(ray)
+        ray.init(
+            _temp_dir=temp_dir,
+            num_cpus=workers,
+            num_gpus=0,
+            include_dashboard=False,
+            object_store_memory=OBJECT_STORE_BYTES,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+        try:
+            yield RayCluster(ray)
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def open_system() -> tuple[str, common.Start]:

@@ -112,3 +112,14 @@ def chat_sender(ctx: Any, data: Any) -> Any:
         ]
         sent += len(ctx.messages.send_many(messages))
     return {"sent": sent, "to": to}
+
+
+def checkpoint_then_fail(ctx: Any, data: Any) -> dict[str, Any]:
+    """Attempt 1 saves a checkpoint (with what restore() gave it then) and fails; a retried
+    attempt reports what restore() returns. {"big": n} checkpoints n bytes instead."""
+    if (data or {}).get("big"):
+        ctx.checkpoint("x" * int(data["big"]))
+    if ctx.attempt == 1:
+        ctx.checkpoint({"step": 3, "first_restore": ctx.restore(), "saved_by": ctx.attempt})
+        raise RuntimeError("attempt 1 fails after its checkpoint")
+    return {"attempt": ctx.attempt, "restored": ctx.restore()}

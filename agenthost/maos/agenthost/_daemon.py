@@ -206,8 +206,7 @@ class AgentHost:
             if self._unacked:
                 logger.warning("%d results were not acknowledged by the control plane", len(self._unacked))
             if self._traces is not None:
-                self._traces.end_all()  # work cut short by the shutdown: export what is known of it
-                await asyncio.to_thread(tracing.force_flush)
+                self._traces.end_all()  # work cut short by the shutdown: export what is known of it at exit
             logger.info("agent host %s stopped", self.host_id)
         finally:
             self._closed.set()

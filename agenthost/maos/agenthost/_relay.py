@@ -339,6 +339,7 @@ class MessageRelay:
             ttl_seconds=request.ttl_seconds,
             message_id=request.message_id,
             config=self.config.limits,
+            trace_context=request.trace_context,
         )
 
     def _check_room(self, rooms: dict[str, int]) -> None:
@@ -371,6 +372,7 @@ class MessageRelay:
                 content_type=message.content_type,
                 sent_at=now,
                 expires_at=now + message.ttl_seconds,
+                trace_context=message.trace_context,
             )
         )
         lm.local_ids.add(message_id)

@@ -26,6 +26,8 @@ MAOS_AGENT_TYPE name it (a command agent's child gets them too), so the SDK's
 caller metadata and `maosctl` run from agent code know which task calls.
 They are set per task (only the values that changed, rewritten in place:
 see _task_env) and restored once the worker has been idle for a moment.
+MAOS_TRACING (the host sets it to its own setting) makes each agent run a
+span in this process, a child of the host's span named in the task frame.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import asyncio
 import faulthandler
 import heapq
 import itertools
+import logging
 import mmap
 import os
 import queue
@@ -49,13 +52,16 @@ from collections.abc import Coroutine
 from typing import IO, Any
 
 import orjson
+from maos import tracing
 from maos.client._context import TaskContext
+from maos.errors import MaosError
 
 from ._frames import FrameDecoder, decode_body, encode_frame
 from ._runners import CommandSpec, RunnerError, TargetCache, run_command
 from ._task_env import TaskEnv
 
 FLUSH_DELAY_SECONDS = 0.002
+TRACING_SERVICE_NAME = "maos-worker"
 DEFAULT_LOG_TAIL_BYTES = 64 * 1024
 DEFAULT_MAX_RESULT_BYTES = 8 * 1024 * 1024
 # The capture file is truncated between tasks once it grows past this.
@@ -184,7 +190,7 @@ class WorkerRuntime:
                 break
             last = len(batch) - 1
             for i, task in enumerate(batch):
-                event = self._run_one(task)
+                event = self._run_one(task) if "tc" not in task else self._run_traced(task)
                 self._emit(event, flush_now=i == last and inbox.empty())
             self._capture.rotate_if_large()
         with self._cond:
@@ -194,6 +200,15 @@ class WorkerRuntime:
         if self._loop is not None:
             self._loop.close()
         return 0
+
+    def _run_traced(self, task: dict[str, Any]) -> dict[str, Any]:
+        """_run_one inside the agent's span, a child of the host's span named in the frame ("tc")."""
+        if not tracing.enabled():
+            return self._run_one(task)
+        with tracing.agent_run_span(task["tc"], task["id"], task["a"], task["ty"]) as span:
+            event = self._run_one(task)
+            tracing.record_run_outcome(span, event["st"], event.get("ek", ""), event.get("em", ""))
+        return event
 
     def _run_one(self, task: dict[str, Any]) -> dict[str, Any]:
         seq: int = task["s"]
@@ -528,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.state_fd >= 0:
         state = mmap.mmap(args.state_fd, _STATE.size)
         os.close(args.state_fd)  # the mapping stays; child processes must not inherit the fd
+    _start_tracing(diag)
     runtime = WorkerRuntime(
         in_fd=in_fd,
         out_fd=out_fd,
@@ -542,3 +558,19 @@ def main(argv: list[str] | None = None) -> int:
         return runtime.serve()
     except BrokenPipeError:
         return 0
+    finally:
+        tracing.shutdown()  # export this process's last spans (bounded)
+
+
+def _start_tracing(diag: IO[str]) -> None:
+    """Trace as the host does ($MAOS_TRACING, which it sets): each agent run becomes a span here."""
+    try:
+        spec = tracing.configure_from_env(TRACING_SERVICE_NAME)
+    except MaosError as exc:  # never fail tasks over tracing
+        print(f"worker {os.getpid()}: tracing off: {exc}", file=diag)
+        return
+    if spec.enabled:
+        # OpenTelemetry's own complaints (an unreachable collector) belong in the host's log, not in task logs.
+        otel_log = logging.getLogger("opentelemetry")
+        otel_log.addHandler(logging.StreamHandler(diag))
+        otel_log.propagate = False

@@ -19,6 +19,7 @@ from ._config import DEFAULT_LISTEN, ControlPlaneConfig
 from ._logging import configure_json_logging
 from ._runtime import RuntimeSettings
 from ._server import ControlPlane
+from .checkpoints._cli import add_checkpoint_arguments, checkpoint_config
 from .core import CoreLimits
 from .store import PostgresOptions
 
@@ -52,11 +53,21 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         help="shared state: sqlite (default) or redis://HOST:PORT/DB",
     )
     _add_store_arguments(parser)
+    add_checkpoint_arguments(parser)
     parser.add_argument(
         "--tracing",
         default=os.environ.get(TRACING_ENV, "off"),
         metavar="SPEC",
         help="OpenTelemetry spans: off (default), otlp-grpc[=ENDPOINT], otlp-http[=ENDPOINT] or jsonl:PATH",
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("MAOS_METRICS_LISTEN", ""),
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; off by default)",
+    )
+    parser.add_argument(
+        "--metrics-interval", type=float, default=2.0, help="seconds between the performance monitor's samples"
     )
     parser.add_argument("--log-level", default=os.environ.get("MAOS_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
@@ -77,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
             application_name=args.store_application_name,
         ),
         tracing=parse_spec(args.tracing),
+        checkpoints=checkpoint_config(args),
+        metrics_listen=args.metrics_listen,
+        metrics_interval_seconds=args.metrics_interval,
         runtime=RuntimeSettings(
             core=CoreLimits(
                 heartbeat_interval_seconds=args.heartbeat_interval,

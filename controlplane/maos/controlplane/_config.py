@@ -10,6 +10,7 @@ from maos.tracing import OFF, TracingSpec
 
 from ._runtime import RuntimeSettings
 from ._validation import InputLimits
+from .checkpoints import CheckpointConfig
 from .store import PostgresOptions, is_postgres_url, parse_postgres_url
 
 DEFAULT_LISTEN = "127.0.0.1:7700"
@@ -33,8 +34,13 @@ class ControlPlaneConfig:
     store_options: PostgresOptions = field(default_factory=PostgresOptions)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     input_limits: InputLimits = field(default_factory=InputLimits)
+    # Where checkpoints go (default <data dir>/checkpoints), their upload knobs, a restore at start-up.
+    checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     # Spans of RPCs and task lives (maos.tracing); applied process-wide when the control plane is built.
     tracing: TracingSpec = OFF
+    # The performance monitor samples every interval; "" = no Prometheus endpoint, else HOST:PORT for GET /metrics.
+    metrics_interval_seconds: float = 2.0
+    metrics_listen: str = ""
 
     def __post_init__(self) -> None:
         host, sep, port = self.listen.rpartition(":")
@@ -50,6 +56,14 @@ class ControlPlaneConfig:
             raise InvalidArgument("--prefetch-window must not be negative")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument("sqlite synchronous must be OFF, NORMAL, FULL or EXTRA")
+        if not 0.05 <= self.metrics_interval_seconds <= 3600:
+            raise InvalidArgument("--metrics-interval must be between 0.05 and 3600 seconds")
+        if self.metrics_listen:
+            m_host, m_sep, m_port = self.metrics_listen.rpartition(":")
+            if not m_sep or not m_host or not m_port.isdigit() or int(m_port) > 65535:
+                raise InvalidArgument(
+                    f"--metrics-listen {self.metrics_listen!r} must be HOST:PORT, e.g. 127.0.0.1:9464 (port 0 = any)"
+                )
         if is_postgres_url(self.store_url):
             parse_postgres_url(self.store_url)  # InvalidArgument now rather than at start
         elif self.store_url.strip() not in ("", "sqlite", "sqlite:"):

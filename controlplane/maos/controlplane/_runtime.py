@@ -89,6 +89,8 @@ class Runtime:
         self.orch = Orchestrator(settings.core)
         self.hub = EventHub(self._parent_of)
         self.live_settings = LiveSettings(self.orch)
+        # Called with every durable batch of decisions, after watchers (the metrics recorder).
+        self.commit_listeners: list[Callable[[Decisions], None]] = []
         self.sessions: dict[str, HostSession] = {}
         self._ids = UlidGenerator()
         self._extra = WriteBatch()  # template/batch writes riding on the next commit
@@ -233,6 +235,11 @@ class Runtime:
                 self.traces.finished(rec.id, rec.status.name.lower(), rec.error_kind, rec.error_message)
         self.hub.publish(d.events)
         self.hub.finished(d.finished)
+        for listener in self.commit_listeners:
+            try:
+                listener(d)
+            except Exception:  # an observer must never break recording
+                log.exception("a commit listener failed")
 
     # --------------------------------------------------------------- lookups
 

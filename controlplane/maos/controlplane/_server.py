@@ -41,12 +41,14 @@ from .api import (
     TaskServicer,
     TemplateServicer,
 )
+from .api._checkpoints import CHECKPOINT_SERVICE_NAME, add_checkpoint_service
 from .api._hosts import host_message_stats
 from .api._leadership import LeadershipGate
 from .api._messages import SERVICE_NAME as MESSAGE_SERVICE_NAME
 from .api._messages import add_message_service
 from .api._metrics import MetricsInterceptor
 from .api._state import STATE_SERVICE_NAME, add_state_service
+from .checkpoints import AutoCheckpoints, CheckpointManager, Progress, Sources, open_target
 from .messaging import Messaging, MessagingConfig, RuntimeTaskDirectory, StatsRow, open_messaging
 from .metrics import MetricsHttpServer, Monitor, render_metrics
 from .state import StateBackend, open_state_backend
@@ -84,6 +86,10 @@ class ControlPlane:
         )
         self.runtime = Runtime(self.store, config.runtime, config.input_limits, lambda: self.profiles.keys())
         self.library = Library(self.runtime)
+        self.runtime.live_settings.set_default("checkpoints.interval", config.checkpoints.interval_seconds)
+        self.runtime.live_settings.set_default("checkpoints.retention.count", config.checkpoints.retention_count)
+        self.checkpoints: CheckpointManager | None = None
+        self.auto_checkpoints: AutoCheckpoints | None = None
         self.monitor = Monitor(self.runtime, config.metrics_interval_seconds, messages=self._message_stats)
         self._metrics_http: MetricsHttpServer | None = None
         self.metrics_endpoint = ""  # where Prometheus scrapes, once serving
@@ -113,6 +119,13 @@ class ControlPlane:
             RuntimeTaskDirectory(self.runtime.orch.tasks, self.runtime.store.get_tasks),
             MessagingConfig(sqlite_synchronous=self.config.sqlite_synchronous),
         )
+        self.checkpoints = CheckpointManager(
+            open_target(self.config.checkpoints, self.config.data_dir),
+            Sources(self.runtime, self.library, self.state, self.messaging),
+        )
+        await self.checkpoints.open()  # a checkpoint bucket that does not exist stops the start here
+        if self._leading:
+            await self._start_checkpoints()
         options = [
             ("grpc.max_receive_message_length", self.config.max_message_bytes),
             ("grpc.max_send_message_length", self.config.max_message_bytes),
@@ -142,11 +155,13 @@ class ControlPlane:
         admin = AdminServicer(self.runtime, lambda: self.endpoint, self.monitor, lambda: self.metrics_endpoint)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
+        add_checkpoint_service(server, self.checkpoints)
         add_message_service(
             server, self.messaging, lambda: host_message_stats(self.runtime), self.runtime.orch.task_on_agent
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
+            CHECKPOINT_SERVICE_NAME,
             STATE_SERVICE_NAME,
             MESSAGE_SERVICE_NAME,
             tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
@@ -175,7 +190,7 @@ class ControlPlane:
         self._server = server
         host = self.config.listen.rpartition(":")[0]
         self.endpoint = f"{host}:{port}"
-        self._health_names = [*names[:8], ""]
+        self._health_names = [*names[:9], ""]
         if self.config.metrics_listen:
             self._metrics_http = MetricsHttpServer(self.config.metrics_listen, lambda: render_metrics(self.monitor))
             self.metrics_endpoint = await self._metrics_http.start()
@@ -194,7 +209,27 @@ class ControlPlane:
         await self.runtime.start()
         await self.library.load()
         await self.monitor.start()
+        if self.messaging is not None:  # a standby taking over: state and messaging are open already
+            await self._start_checkpoints()
         self._leading = True
+
+    async def _start_checkpoints(self) -> None:
+        """As the leader: restore the checkpoint named at start-up (before any call is served),
+        then take automatic checkpoints."""
+        assert self.checkpoints is not None
+        restore_id = self.config.checkpoints.restore_id
+        if restore_id:
+            log.info("restoring checkpoint %s from %s", restore_id, self.checkpoints.target.description)
+            summary = await self.checkpoints.restore(restore_id, progress=_log_progress)
+            log.info(
+                "restored checkpoint %s: %d tasks, %d unfinished (%d re-queued)",
+                restore_id,
+                summary.counts["tasks"],
+                summary.counts["unfinished_tasks"],
+                summary.requeued,
+            )
+        self.auto_checkpoints = AutoCheckpoints(self.checkpoints, self.runtime.live_settings)
+        await self.auto_checkpoints.start()
 
     async def _stand_by(self) -> None:
         assert self.leadership is not None
@@ -262,6 +297,8 @@ class ControlPlane:
             self._campaign.cancel()
             await asyncio.wait([self._campaign])
         await _maybe_await(self._health.enter_graceful_shutdown())
+        if self.auto_checkpoints is not None:
+            await self.auto_checkpoints.shutdown()
         await self.monitor.shutdown()
         if self._metrics_http is not None:
             await self._metrics_http.close()
@@ -273,6 +310,8 @@ class ControlPlane:
         if self.state is not None:
             await self.state.close()  # after the server: in-flight writes finish first
         await self.store.close()
+        if self.checkpoints is not None:
+            await self.checkpoints.close()
         if self.leadership is not None:
             await self.leadership.close()  # after the store's last commit: releases the lock
         if self.runtime.traces is not None:
@@ -288,6 +327,13 @@ class ControlPlane:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.shutdown()
+
+
+def _log_progress(progress: Progress) -> None:
+    if progress.total:
+        log.info("restore: %s (%d/%d)", progress.message, progress.done, progress.total)
+    else:
+        log.info("restore: %s", progress.message)
 
 
 async def _maybe_await(value: object) -> None:

@@ -279,7 +279,7 @@ async def test_bad_input_gets_precise_statuses(server: MessageServer) -> None:
     stub = messages_pb2_grpc.MessageServiceStub(server.channel())
     raw = [
         (messages_pb2.SendRequest(payload=common_pb2.Payload(data=b"1")), "set to_task_id .* or broadcast_root_id"),
-        (messages_pb2.SendRequest(to_task_id="B", broadcast_root_id="A"), "not both"),
+        (messages_pb2.SendRequest(to_task_id="B", broadcast_root_id="A"), "set one of"),
         (
             messages_pb2.SendRequest(to_task_id="B", payload=common_pb2.Payload(data=b"{oops")),
             "payload is not valid JSON",

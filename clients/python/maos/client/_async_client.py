@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import grpc
 import grpc.aio
+from maos import tracing
 from maos.errors import DeadlineExceeded
 from maos.v1 import (
     admin_pb2,
@@ -79,7 +80,10 @@ class AsyncClient:
 
     def _stubs(self) -> _Stubs:
         if self._open_stubs is None:
-            channel = grpc.aio.insecure_channel(self.endpoint, options=CHANNEL_OPTIONS)
+            # Traced (a span per call, its context in the metadata) only when $MAOS_TRACING says so.
+            channel = grpc.aio.insecure_channel(
+                self.endpoint, options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
+            )
             self._open_stubs = _Stubs(
                 channel,
                 tasks_pb2_grpc.TaskServiceStub(channel),
@@ -105,7 +109,9 @@ class AsyncClient:
             if target == self.endpoint:
                 channel = self._stubs().channel
             else:  # inside an agent: its host's relay carries the messages
-                channel = self._messages_channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+                channel = self._messages_channel = grpc.aio.insecure_channel(
+                    target, options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
+                )
             self._messages = AsyncMessagesClient(channel, target, timeout=self.timeout)
         return self._messages
 
@@ -461,3 +467,16 @@ class AsyncClient:
     async def status(self) -> admin_pb2.StatusResponse:
         """The control plane's summary: version, store, task counts, hosts, slots, queues."""
         return await self._call(self._stubs().admin.Status(admin_pb2.StatusRequest(), timeout=self.timeout))
+
+    async def get_metrics(
+        self, timeframe_seconds: float = 300.0, *, max_points: int = 0
+    ) -> admin_pb2.GetMetricsResponse:
+        """The performance monitor's figures over the last `timeframe_seconds` (at most 7 days)."""
+        request = admin_pb2.GetMetricsRequest(timeframe_seconds=timeframe_seconds, max_points=max_points)
+        return await self._call(self._stubs().admin.GetMetrics(request, timeout=self.timeout))
+
+    async def list_alerts(self, *, active_only: bool = False, limit: int = 0) -> list[admin_pb2.Alert]:
+        """Alerts the performance monitor raised, newest first."""
+        request = admin_pb2.ListAlertsRequest(active_only=active_only, limit=limit)
+        reply = await self._call(self._stubs().admin.ListAlerts(request, timeout=self.timeout))
+        return list(reply.alerts)

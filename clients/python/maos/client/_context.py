@@ -8,6 +8,16 @@
         ctx.log("done")                # lands in the task's log
         return {"rows": len(rows)}
 
+An agent that may be retried can save its progress with `ctx.checkpoint(data)`; the
+next attempt of the same task reads it back with `ctx.restore()` (None on a first run):
+
+    def crawl(ctx: TaskContext, urls: list[str]) -> int:
+        done = ctx.restore() or 0
+        for i in range(done, len(urls)):
+            fetch(urls[i])
+            ctx.checkpoint(i + 1)
+        return len(urls)
+
 Agents grow the task graph at run time: `ctx.spawn(...)` submits a child task
 (parent = this task) and `ctx.wait(ids)` blocks until the children are final
 and returns their results; `spawn_async` / `wait_async` do the same in async
@@ -343,6 +353,43 @@ class TaskContext:
             return []
         tasks = await _async_client(self.endpoint).wait_tasks(wanted, timeout=timeout, include_result=True)
         return _child_results(wanted, tasks, timeout)
+
+    # ---- this task's own checkpoint ----
+
+    def checkpoint(self, data: Any) -> None:
+        """Save `data` (any JSON value, at most 1 MiB) as this task's checkpoint: when this
+        attempt fails and the task is retried, the next attempt gets it back from `restore()`.
+
+        Durable: kept in the tree's shared state under the reserved key
+        `_maos/checkpoint/<task id>`. Each call replaces the previous checkpoint.
+        """
+        from ._agent_checkpoint import checkpoint_key, encode_checkpoint
+        from ._state_client import RawJson
+
+        value = RawJson(encode_checkpoint(self.task_id, self.attempt, data))
+        self.state.put(checkpoint_key(self.task_id), value)
+
+    def restore(self) -> Any:
+        """The data of this task's last `checkpoint()` (saved by any attempt), None if there is none."""
+        from ._agent_checkpoint import checkpoint_key, decode_checkpoint
+
+        entry = self.state.get(checkpoint_key(self.task_id))
+        return None if entry is None else decode_checkpoint(entry.value)
+
+    async def checkpoint_async(self, data: Any) -> None:
+        """`checkpoint` for async agents."""
+        from ._agent_checkpoint import checkpoint_key, encode_checkpoint
+        from ._state_client import RawJson
+
+        value = RawJson(encode_checkpoint(self.task_id, self.attempt, data))
+        await self.state.put_async(checkpoint_key(self.task_id), value)
+
+    async def restore_async(self) -> Any:
+        """`restore` for async agents."""
+        from ._agent_checkpoint import checkpoint_key, decode_checkpoint
+
+        entry = await self.state.get_async(checkpoint_key(self.task_id))
+        return None if entry is None else decode_checkpoint(entry.value)
 
     def _child_spec(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(spec, Mapping):

@@ -540,13 +540,17 @@ def _channel(endpoint: str) -> grpc.Channel:
     channel = _channels.get(endpoint)
     if channel is None:
         import grpc
+        from maos import tracing
 
         from ._config import CHANNEL_OPTIONS
 
         with _channels_lock:
             channel = _channels.get(endpoint)
             if channel is None:
-                channel = _channels[endpoint] = grpc.insecure_channel(_endpoint(endpoint), options=CHANNEL_OPTIONS)
+                # Traced when tracing is on: each message carries the agent's span context.
+                channel = _channels[endpoint] = tracing.intercept_channel(
+                    grpc.insecure_channel(_endpoint(endpoint), options=CHANNEL_OPTIONS)
+                )
     return channel
 
 
@@ -555,12 +559,15 @@ def _aio_channel(endpoint: str) -> grpc.aio.Channel:
     entry = _aio_channels.get(endpoint)
     if entry is None or entry[0] is not loop:
         import grpc.aio
+        from maos import tracing
 
         from ._config import CHANNEL_OPTIONS
 
         # A grpc.aio channel belongs to the loop it was opened on.
         entry = _aio_channels[endpoint] = (
             loop,
-            grpc.aio.insecure_channel(_endpoint(endpoint), options=CHANNEL_OPTIONS),
+            grpc.aio.insecure_channel(
+                _endpoint(endpoint), options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
+            ),
         )
     return entry[1]

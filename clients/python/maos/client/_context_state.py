@@ -156,6 +156,7 @@ def _shared_client(endpoint: str) -> StateClient:
     entry = _clients.get(endpoint)
     if entry is None:
         import grpc
+        from maos import tracing
 
         from ._config import CHANNEL_OPTIONS, resolve_endpoint
         from ._state_client import StateClient
@@ -164,7 +165,7 @@ def _shared_client(endpoint: str) -> StateClient:
             entry = _clients.get(endpoint)
             if entry is None:
                 target = resolve_endpoint(endpoint or None)
-                channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+                channel = tracing.intercept_channel(grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
                 entry = _clients[endpoint] = (channel, StateClient(channel, target))
     return entry[1]
 
@@ -173,12 +174,15 @@ def _shared_async_client(endpoint: str, loop: asyncio.AbstractEventLoop) -> Asyn
     entry = _async_clients.get(endpoint)
     if entry is None or entry[0] is not loop:
         import grpc.aio
+        from maos import tracing
 
         from ._config import CHANNEL_OPTIONS, resolve_endpoint
         from ._state_client import AsyncStateClient
 
         target = resolve_endpoint(endpoint or None)
         # A grpc.aio channel belongs to the loop it was opened on.
-        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        channel = grpc.aio.insecure_channel(
+            target, options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
+        )
         entry = _async_clients[endpoint] = (loop, channel, AsyncStateClient(channel, target))
     return entry[2]

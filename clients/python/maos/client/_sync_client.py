@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 import grpc
+from maos import tracing
 from maos.errors import DeadlineExceeded
 from maos.v1 import (
     admin_pb2,
@@ -72,7 +73,8 @@ class Client:
 
     def _stubs(self) -> _Stubs:
         if self._open_stubs is None:
-            channel = grpc.insecure_channel(self.endpoint, options=CHANNEL_OPTIONS)
+            # Traced (a span per call, its context in the metadata) only when $MAOS_TRACING says so.
+            channel = tracing.intercept_channel(grpc.insecure_channel(self.endpoint, options=CHANNEL_OPTIONS))
             self._open_stubs = _Stubs(
                 channel,
                 tasks_pb2_grpc.TaskServiceStub(channel),
@@ -104,7 +106,9 @@ class Client:
             if target == self.endpoint:
                 channel = self._stubs().channel
             else:  # inside an agent: its host's relay carries the messages
-                channel = self._messages_channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+                channel = self._messages_channel = tracing.intercept_channel(
+                    grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+                )
             self._messages = MessagesClient(channel, target, timeout=self.timeout)
         return self._messages
 
@@ -463,3 +467,15 @@ class Client:
         """The control plane's summary: version, store, task counts, hosts, slots, queues."""
         reply: admin_pb2.StatusResponse = self._call(self._stubs().admin.Status, admin_pb2.StatusRequest())
         return reply
+
+    def get_metrics(self, timeframe_seconds: float = 300.0, *, max_points: int = 0) -> admin_pb2.GetMetricsResponse:
+        """The performance monitor's figures over the last `timeframe_seconds` (at most 7 days)."""
+        request = admin_pb2.GetMetricsRequest(timeframe_seconds=timeframe_seconds, max_points=max_points)
+        reply: admin_pb2.GetMetricsResponse = self._call(self._stubs().admin.GetMetrics, request)
+        return reply
+
+    def list_alerts(self, *, active_only: bool = False, limit: int = 0) -> list[admin_pb2.Alert]:
+        """Alerts the performance monitor raised, newest first."""
+        request = admin_pb2.ListAlertsRequest(active_only=active_only, limit=limit)
+        reply: admin_pb2.ListAlertsResponse = self._call(self._stubs().admin.ListAlerts, request)
+        return list(reply.alerts)

@@ -13,6 +13,9 @@ running, ...) -> its attempt span (carried in Assignment.trace_context) -> the
 agent host's assignment span -> the agent's run span in the worker process
 (passed in the task frame; $MAOS_TRACING tells the worker where to export)
 -> the control plane's record-result span, linked to the attempt span.
+Messages carry the sender's context (trace_context on the request and on every
+copy): a send span on the control plane, and a receive span per message handed
+to a reader, child of its send span.
 """
 
 from ._hooks import CLIENT_SERVICE_NAME as CLIENT_SERVICE_NAME
@@ -20,6 +23,7 @@ from ._hooks import agent_run_span as agent_run_span
 from ._hooks import aio_client_interceptors as aio_client_interceptors
 from ._hooks import assignment_spans as assignment_spans
 from ._hooks import intercept_channel as intercept_channel
+from ._hooks import message_spans as message_spans
 from ._hooks import record_run_outcome as record_run_outcome
 from ._hooks import task_spans as task_spans
 from ._setup import EXPORT_TIMEOUT_SECONDS as EXPORT_TIMEOUT_SECONDS
@@ -51,6 +55,7 @@ __all__ = [
     "enabled",
     "force_flush",
     "intercept_channel",
+    "message_spans",
     "parse_spec",
     "record_run_outcome",
     "shutdown",

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import grpc
 import grpc.aio
+from maos.v1 import messages_pb2
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
@@ -25,13 +26,26 @@ def _rpc_name(method: str | bytes) -> tuple[str, dict[str, str]]:
     return text.lstrip("/"), {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
 
-def _start(tracer: Tracer, method: str | bytes) -> tuple[Span, list[tuple[str, str]]]:
-    """A CLIENT span under the current context, and the metadata entries that carry it."""
+def _start(tracer: Tracer, method: str | bytes, request: Any = None) -> tuple[Span, list[tuple[str, str]]]:
+    """A CLIENT span under the current context, and the metadata entries that carry it.
+    A message the request sends gets the span's context too (unless it carries one): the
+    context travels with the message, through host relays and mailboxes, to its reader."""
     name, attributes = _rpc_name(method)
     span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
     carrier: dict[str, str] = {}
     inject(carrier, trace.set_span_in_context(span))
+    if isinstance(request, _SENDS):
+        _stamp(request, carrier)
     return span, list(carrier.items())
+
+
+_SENDS = (messages_pb2.SendRequest, messages_pb2.PublishRequest, messages_pb2.SendBatchRequest)
+
+
+def _stamp(request: Any, carrier: dict[str, str]) -> None:
+    for message in request.messages if isinstance(request, messages_pb2.SendBatchRequest) else (request,):
+        if not message.trace_context:
+            message.trace_context.update(carrier)
 
 
 def _end(span: Span, code: grpc.StatusCode | None) -> None:
@@ -64,7 +78,7 @@ class TracingClientInterceptor(
         self._tracer = tracer
 
     def _call(self, continuation: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:
-        span, entries = _start(self._tracer, details.method)
+        span, entries = _start(self._tracer, details.method, request)
         metadata = [*(details.metadata or ()), *entries]
         new = _Details(
             details.method,
@@ -119,7 +133,7 @@ class _AioBase:
         self._tracer = tracer
 
     async def _unary_response(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        span, entries = _start(self._tracer, details.method)
+        span, entries = _start(self._tracer, details.method, request)
         try:
             call = await continuation(_aio_details(details, entries), request)
             code = await call.code()  # the span covers the whole call

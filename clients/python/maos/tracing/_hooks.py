@@ -1,5 +1,6 @@
 """What the SDK, the control plane, the agent host and the worker ask for: each returns nothing
-(None, or the channel unchanged) when tracing is off, and imports OpenTelemetry only when on."""
+(None, or the channel unchanged) when tracing is off, and imports OpenTelemetry only when on.
+Nor does this module import grpc: worker processes import maos.tracing and must stay light."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import grpc
-import grpc.aio
-
 from ._setup import configure_from_env, tracer
 
 if TYPE_CHECKING:
+    import grpc
+    import grpc.aio
     from opentelemetry.trace import Span
 
     from ._host import AssignmentSpans
+    from ._messages import MessageSpans
     from ._tasks import TaskSpans
 
 CLIENT_SERVICE_NAME = "maos-client"
@@ -27,6 +28,8 @@ def intercept_channel(channel: grpc.Channel, service_name: str = CLIENT_SERVICE_
     t = tracer()
     if t is None:
         return channel
+    import grpc
+
     from ._grpc_client import TracingClientInterceptor
 
     return grpc.intercept_channel(channel, TracingClientInterceptor(t))
@@ -51,6 +54,16 @@ def task_spans() -> TaskSpans | None:
     from ._tasks import TaskSpans
 
     return TaskSpans(t)
+
+
+def message_spans() -> MessageSpans | None:
+    """The control plane's message send/receive spans; None when tracing is off."""
+    t = tracer()
+    if t is None:
+        return None
+    from ._messages import MessageSpans
+
+    return MessageSpans(t)
 
 
 def assignment_spans(host_id: str) -> AssignmentSpans | None:

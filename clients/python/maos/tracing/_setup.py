@@ -36,10 +36,10 @@ EXPORT_TIMEOUT_SECONDS = 2.0
 MAX_QUEUE_SIZE = 2048
 MAX_EXPORT_BATCH_SIZE = 512
 SCHEDULE_DELAY_MILLIS = 500
-SHUTDOWN_TIMEOUT_SECONDS = 5.0
+SHUTDOWN_TIMEOUT_SECONDS = 3.0
 INSTRUMENTATION_NAME = "maos"
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: configure_from_env -> configure -> shutdown
 _spec: TracingSpec | None = None  # None: not configured in this process yet
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
@@ -55,8 +55,8 @@ def configure(spec: TracingSpec | str, service_name: str) -> TracingSpec:
     """
     global _spec, _provider, _tracer, _atexit_registered
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
-    shutdown()
     with _lock:
+        shutdown()
         if not parsed.enabled:
             _spec = OFF
             return OFF
@@ -73,10 +73,10 @@ def configure(spec: TracingSpec | str, service_name: str) -> TracingSpec:
 
 def configure_from_env(service_name: str) -> TracingSpec:
     """Configure from $MAOS_TRACING unless this process is configured already; the spec in force."""
-    spec = _spec
-    if spec is not None:
-        return spec
-    return configure(spec_from_env(), service_name)
+    with _lock:  # two threads opening their first channels must not both configure
+        if _spec is not None:
+            return _spec
+        return configure(spec_from_env(), service_name)
 
 
 def enabled() -> bool:

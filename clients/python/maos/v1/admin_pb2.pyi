@@ -218,3 +218,731 @@ class StatusResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatusResponse: _TypeAlias = StatusResponse  # noqa: Y015
+
+@_typing.final
+class GetMetricsRequest(_message.Message):
+    """---- metrics and the performance monitor ----
+
+    The control plane samples itself every --metrics-interval seconds (2 by
+    default) into a rolling window: fine samples for the last 30 minutes, one
+    per minute for a day, one per hour for a week. Figures over a timeframe
+    merge the samples it covers; levels (CPU, queue depth) are averaged.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMEFRAME_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_POINTS_FIELD_NUMBER: _builtins.int
+    timeframe_seconds: _builtins.float
+    """how far back; 0 = 300; at most 7 days"""
+    max_points: _builtins.int
+    """series points at most; 0 = 120"""
+    def __init__(
+        self,
+        *,
+        timeframe_seconds: _builtins.float = ...,
+        max_points: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_points", b"max_points", "timeframe_seconds", b"timeframe_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsRequest: _TypeAlias = GetMetricsRequest  # noqa: Y015
+
+@_typing.final
+class Percentiles(_message.Message):
+    """Durations in seconds. Percentiles come from log-spaced buckets: within 20% of the exact value."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    P50_FIELD_NUMBER: _builtins.int
+    P95_FIELD_NUMBER: _builtins.int
+    P99_FIELD_NUMBER: _builtins.int
+    MEAN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    p50: _builtins.float
+    p95: _builtins.float
+    p99: _builtins.float
+    mean: _builtins.float
+    max: _builtins.float
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        p50: _builtins.float = ...,
+        p95: _builtins.float = ...,
+        p99: _builtins.float = ...,
+        mean: _builtins.float = ...,
+        max: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "max", b"max", "mean", b"mean", "p50", b"p50", "p95", b"p95", "p99", b"p99"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Percentiles: _TypeAlias = Percentiles  # noqa: Y015
+
+@_typing.final
+class Level(_message.Message):
+    """A level read once per sample: its mean, peak and latest reading over the timeframe."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEAN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    KNOWN_FIELD_NUMBER: _builtins.int
+    mean: _builtins.float
+    max: _builtins.float
+    last: _builtins.float
+    known: _builtins.bool
+    """false: no reading in the timeframe"""
+    def __init__(
+        self,
+        *,
+        mean: _builtins.float = ...,
+        max: _builtins.float = ...,
+        last: _builtins.float = ...,
+        known: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["known", b"known", "last", b"last", "max", b"max", "mean", b"mean"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Level: _TypeAlias = Level  # noqa: Y015
+
+@_typing.final
+class MethodLatency(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    LATENCY_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    LONG_POLL_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """"TaskService/SubmitTask" """
+    errors: _builtins.int
+    long_poll: _builtins.bool
+    """waits as long as the caller asks: left out of the overall figure"""
+    @_builtins.property
+    def latency(self) -> Global___Percentiles: ...
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        latency: Global___Percentiles | None = ...,
+        errors: _builtins.int = ...,
+        long_poll: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "latency", b"latency", "long_poll", b"long_poll", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodLatency: _TypeAlias = MethodLatency  # noqa: Y015
+
+@_typing.final
+class AgentTypeMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_TYPE_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    SUCCESS_RATE_FIELD_NUMBER: _builtins.int
+    MEAN_RUN_SECONDS_FIELD_NUMBER: _builtins.int
+    BUSY_SECONDS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_SECONDS_FIELD_NUMBER: _builtins.int
+    UTILISATION_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    agent_type: _builtins.str
+    completed: _builtins.int
+    failed: _builtins.int
+    """failed or timed out"""
+    cancelled: _builtins.int
+    """not counted in the success rate"""
+    success_rate: _builtins.float
+    """completed / (completed + failed)"""
+    mean_run_seconds: _builtins.float
+    """started -> finished of the tasks that ran"""
+    busy_seconds: _builtins.float
+    """agent time spent running its attempts"""
+    available_seconds: _builtins.float
+    """slots of connected hosts offering the type x time"""
+    utilisation: _builtins.float
+    """busy / available (a worker serves every type its host offers)"""
+    running: _builtins.int
+    """now"""
+    def __init__(
+        self,
+        *,
+        agent_type: _builtins.str = ...,
+        completed: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        success_rate: _builtins.float | None = ...,
+        mean_run_seconds: _builtins.float | None = ...,
+        busy_seconds: _builtins.float = ...,
+        available_seconds: _builtins.float = ...,
+        utilisation: _builtins.float | None = ...,
+        running: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_mean_run_seconds", b"_mean_run_seconds", "_success_rate", b"_success_rate", "_utilisation", b"_utilisation", "mean_run_seconds", b"mean_run_seconds", "success_rate", b"success_rate", "utilisation", b"utilisation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mean_run_seconds", b"_mean_run_seconds", "_success_rate", b"_success_rate", "_utilisation", b"_utilisation", "agent_type", b"agent_type", "available_seconds", b"available_seconds", "busy_seconds", b"busy_seconds", "cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "mean_run_seconds", b"mean_run_seconds", "running", b"running", "success_rate", b"success_rate", "utilisation", b"utilisation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__mean_run_seconds: _TypeAlias = _typing.Literal["mean_run_seconds"]  # noqa: Y015
+    _WhichOneofArgType__mean_run_seconds: _TypeAlias = _typing.Literal["_mean_run_seconds", b"_mean_run_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__success_rate: _TypeAlias = _typing.Literal["success_rate"]  # noqa: Y015
+    _WhichOneofArgType__success_rate: _TypeAlias = _typing.Literal["_success_rate", b"_success_rate"]  # noqa: Y015
+    _WhichOneofReturnType__utilisation: _TypeAlias = _typing.Literal["utilisation"]  # noqa: Y015
+    _WhichOneofArgType__utilisation: _TypeAlias = _typing.Literal["_utilisation", b"_utilisation"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mean_run_seconds) -> _WhichOneofReturnType__mean_run_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__success_rate) -> _WhichOneofReturnType__success_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__utilisation) -> _WhichOneofReturnType__utilisation | None: ...
+
+Global___AgentTypeMetrics: _TypeAlias = AgentTypeMetrics  # noqa: Y015
+
+@_typing.final
+class HostResources(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_ID_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    DRAINING_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    IDLE_AGENTS_FIELD_NUMBER: _builtins.int
+    CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    MEMORY_PERCENT_FIELD_NUMBER: _builtins.int
+    MEMORY_USED_BYTES_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    WORKERS_RSS_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    host_id: _builtins.str
+    hostname: _builtins.str
+    connected: _builtins.bool
+    draining: _builtins.bool
+    slots: _builtins.int
+    in_flight: _builtins.int
+    idle_agents: _builtins.int
+    cpu_percent: _builtins.float
+    """the host's machine, last heartbeat"""
+    memory_percent: _builtins.float
+    memory_used_bytes: _builtins.int
+    memory_bytes: _builtins.int
+    workers_rss_bytes: _builtins.int
+    """its agents' worker processes"""
+    @_builtins.property
+    def cpu(self) -> Global___Level:
+        """over the timeframe"""
+
+    @_builtins.property
+    def memory(self) -> Global___Level:
+        """percent, over the timeframe"""
+
+    def __init__(
+        self,
+        *,
+        host_id: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        draining: _builtins.bool = ...,
+        slots: _builtins.int = ...,
+        in_flight: _builtins.int = ...,
+        idle_agents: _builtins.int = ...,
+        cpu_percent: _builtins.float = ...,
+        memory_percent: _builtins.float | None = ...,
+        memory_used_bytes: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
+        workers_rss_bytes: _builtins.int = ...,
+        cpu: Global___Level | None = ...,
+        memory: Global___Level | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_memory_percent", b"_memory_percent", "cpu", b"cpu", "memory", b"memory", "memory_percent", b"memory_percent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_memory_percent", b"_memory_percent", "connected", b"connected", "cpu", b"cpu", "cpu_percent", b"cpu_percent", "draining", b"draining", "host_id", b"host_id", "hostname", b"hostname", "idle_agents", b"idle_agents", "in_flight", b"in_flight", "memory", b"memory", "memory_bytes", b"memory_bytes", "memory_percent", b"memory_percent", "memory_used_bytes", b"memory_used_bytes", "slots", b"slots", "workers_rss_bytes", b"workers_rss_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__memory_percent: _TypeAlias = _typing.Literal["memory_percent"]  # noqa: Y015
+    _WhichOneofArgType__memory_percent: _TypeAlias = _typing.Literal["_memory_percent", b"_memory_percent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_percent) -> _WhichOneofReturnType__memory_percent | None: ...
+
+Global___HostResources: _TypeAlias = HostResources  # noqa: Y015
+
+@_typing.final
+class ControlPlaneResources(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PID_FIELD_NUMBER: _builtins.int
+    PROCESS_CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    PROCESS_RSS_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    MEMORY_PERCENT_FIELD_NUMBER: _builtins.int
+    CPU_COUNT_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    pid: _builtins.int
+    cpu_count: _builtins.int
+    memory_bytes: _builtins.int
+    @_builtins.property
+    def process_cpu_percent(self) -> Global___Level:
+        """the daemon (100 = one core)"""
+
+    @_builtins.property
+    def process_rss_bytes(self) -> Global___Level: ...
+    @_builtins.property
+    def cpu_percent(self) -> Global___Level:
+        """its machine"""
+
+    @_builtins.property
+    def memory_percent(self) -> Global___Level: ...
+    def __init__(
+        self,
+        *,
+        pid: _builtins.int = ...,
+        process_cpu_percent: Global___Level | None = ...,
+        process_rss_bytes: Global___Level | None = ...,
+        cpu_percent: Global___Level | None = ...,
+        memory_percent: Global___Level | None = ...,
+        cpu_count: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cpu_percent", b"cpu_percent", "memory_percent", b"memory_percent", "process_cpu_percent", b"process_cpu_percent", "process_rss_bytes", b"process_rss_bytes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_count", b"cpu_count", "cpu_percent", b"cpu_percent", "memory_bytes", b"memory_bytes", "memory_percent", b"memory_percent", "pid", b"pid", "process_cpu_percent", b"process_cpu_percent", "process_rss_bytes", b"process_rss_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ControlPlaneResources: _TypeAlias = ControlPlaneResources  # noqa: Y015
+
+@_typing.final
+class QueueLevel(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    DEPTH_FIELD_NUMBER: _builtins.int
+    NOW_FIELD_NUMBER: _builtins.int
+    priority: _builtins.str
+    now: _builtins.int
+    @_builtins.property
+    def depth(self) -> Global___Level: ...
+    def __init__(
+        self,
+        *,
+        priority: _builtins.str = ...,
+        depth: Global___Level | None = ...,
+        now: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["depth", b"depth"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depth", b"depth", "now", b"now", "priority", b"priority"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueLevel: _TypeAlias = QueueLevel  # noqa: Y015
+
+@_typing.final
+class MetricsSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECONDS_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    THROUGHPUT_PER_SECOND_FIELD_NUMBER: _builtins.int
+    PEAK_THROUGHPUT_PER_SECOND_FIELD_NUMBER: _builtins.int
+    COMPLETION_FIELD_NUMBER: _builtins.int
+    API_LATENCY_FIELD_NUMBER: _builtins.int
+    UTILISATION_FIELD_NUMBER: _builtins.int
+    QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
+    OLDEST_QUEUED_SECONDS_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    PARALLEL_EFFICIENCY_FIELD_NUMBER: _builtins.int
+    TREES_FIELD_NUMBER: _builtins.int
+    MESSAGES_SENT_FIELD_NUMBER: _builtins.int
+    MESSAGES_DELIVERED_FIELD_NUMBER: _builtins.int
+    MESSAGES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    IDLE_AGENTS_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    seconds: _builtins.float
+    """time the samples cover"""
+    completed: _builtins.int
+    failed: _builtins.int
+    cancelled: _builtins.int
+    throughput_per_second: _builtins.float
+    """completed / seconds"""
+    peak_throughput_per_second: _builtins.float
+    """the best point of the series"""
+    utilisation: _builtins.float
+    """busy / available agent time, every slot"""
+    parallel_efficiency: _builtins.float
+    """mean of the task trees that finished"""
+    trees: _builtins.int
+    messages_sent: _builtins.int
+    messages_delivered: _builtins.int
+    messages_per_second: _builtins.float
+    """sent / seconds"""
+    @_builtins.property
+    def completion(self) -> Global___Percentiles:
+        """submission -> completion of completed tasks"""
+
+    @_builtins.property
+    def api_latency(self) -> Global___Percentiles:
+        """every unary RPC but the long polls"""
+
+    @_builtins.property
+    def queue_depth(self) -> Global___Level:
+        """every priority"""
+
+    @_builtins.property
+    def oldest_queued_seconds(self) -> Global___Level: ...
+    @_builtins.property
+    def running(self) -> Global___Level: ...
+    @_builtins.property
+    def idle_agents(self) -> Global___Level: ...
+    @_builtins.property
+    def waiting(self) -> Global___Level:
+        """due tasks no host holds yet"""
+
+    def __init__(
+        self,
+        *,
+        seconds: _builtins.float = ...,
+        completed: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        throughput_per_second: _builtins.float = ...,
+        peak_throughput_per_second: _builtins.float = ...,
+        completion: Global___Percentiles | None = ...,
+        api_latency: Global___Percentiles | None = ...,
+        utilisation: _builtins.float | None = ...,
+        queue_depth: Global___Level | None = ...,
+        oldest_queued_seconds: Global___Level | None = ...,
+        running: Global___Level | None = ...,
+        parallel_efficiency: _builtins.float | None = ...,
+        trees: _builtins.int = ...,
+        messages_sent: _builtins.int = ...,
+        messages_delivered: _builtins.int = ...,
+        messages_per_second: _builtins.float = ...,
+        idle_agents: Global___Level | None = ...,
+        waiting: Global___Level | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_parallel_efficiency", b"_parallel_efficiency", "_utilisation", b"_utilisation", "api_latency", b"api_latency", "completion", b"completion", "idle_agents", b"idle_agents", "oldest_queued_seconds", b"oldest_queued_seconds", "parallel_efficiency", b"parallel_efficiency", "queue_depth", b"queue_depth", "running", b"running", "utilisation", b"utilisation", "waiting", b"waiting"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_parallel_efficiency", b"_parallel_efficiency", "_utilisation", b"_utilisation", "api_latency", b"api_latency", "cancelled", b"cancelled", "completed", b"completed", "completion", b"completion", "failed", b"failed", "idle_agents", b"idle_agents", "messages_delivered", b"messages_delivered", "messages_per_second", b"messages_per_second", "messages_sent", b"messages_sent", "oldest_queued_seconds", b"oldest_queued_seconds", "parallel_efficiency", b"parallel_efficiency", "peak_throughput_per_second", b"peak_throughput_per_second", "queue_depth", b"queue_depth", "running", b"running", "seconds", b"seconds", "throughput_per_second", b"throughput_per_second", "trees", b"trees", "utilisation", b"utilisation", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__parallel_efficiency: _TypeAlias = _typing.Literal["parallel_efficiency"]  # noqa: Y015
+    _WhichOneofArgType__parallel_efficiency: _TypeAlias = _typing.Literal["_parallel_efficiency", b"_parallel_efficiency"]  # noqa: Y015
+    _WhichOneofReturnType__utilisation: _TypeAlias = _typing.Literal["utilisation"]  # noqa: Y015
+    _WhichOneofArgType__utilisation: _TypeAlias = _typing.Literal["_utilisation", b"_utilisation"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parallel_efficiency) -> _WhichOneofReturnType__parallel_efficiency | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__utilisation) -> _WhichOneofReturnType__utilisation | None: ...
+
+Global___MetricsSummary: _TypeAlias = MetricsSummary  # noqa: Y015
+
+@_typing.final
+class MetricsPoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    THROUGHPUT_PER_SECOND_FIELD_NUMBER: _builtins.int
+    API_P95_SECONDS_FIELD_NUMBER: _builtins.int
+    COMPLETION_P95_SECONDS_FIELD_NUMBER: _builtins.int
+    QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
+    UTILISATION_FIELD_NUMBER: _builtins.int
+    CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    MEMORY_PERCENT_FIELD_NUMBER: _builtins.int
+    PROCESS_CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    MESSAGES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    seconds: _builtins.float
+    completed: _builtins.int
+    failed: _builtins.int
+    throughput_per_second: _builtins.float
+    api_p95_seconds: _builtins.float
+    completion_p95_seconds: _builtins.float
+    queue_depth: _builtins.float
+    """mean over the step"""
+    utilisation: _builtins.float
+    cpu_percent: _builtins.float
+    """the control plane's machine"""
+    memory_percent: _builtins.float
+    process_cpu_percent: _builtins.float
+    messages_per_second: _builtins.float
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """end of the step"""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        seconds: _builtins.float = ...,
+        completed: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        throughput_per_second: _builtins.float = ...,
+        api_p95_seconds: _builtins.float | None = ...,
+        completion_p95_seconds: _builtins.float | None = ...,
+        queue_depth: _builtins.float = ...,
+        utilisation: _builtins.float | None = ...,
+        cpu_percent: _builtins.float = ...,
+        memory_percent: _builtins.float = ...,
+        process_cpu_percent: _builtins.float = ...,
+        messages_per_second: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_api_p95_seconds", b"_api_p95_seconds", "_completion_p95_seconds", b"_completion_p95_seconds", "_utilisation", b"_utilisation", "api_p95_seconds", b"api_p95_seconds", "completion_p95_seconds", b"completion_p95_seconds", "time", b"time", "utilisation", b"utilisation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_api_p95_seconds", b"_api_p95_seconds", "_completion_p95_seconds", b"_completion_p95_seconds", "_utilisation", b"_utilisation", "api_p95_seconds", b"api_p95_seconds", "completed", b"completed", "completion_p95_seconds", b"completion_p95_seconds", "cpu_percent", b"cpu_percent", "failed", b"failed", "memory_percent", b"memory_percent", "messages_per_second", b"messages_per_second", "process_cpu_percent", b"process_cpu_percent", "queue_depth", b"queue_depth", "seconds", b"seconds", "throughput_per_second", b"throughput_per_second", "time", b"time", "utilisation", b"utilisation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__api_p95_seconds: _TypeAlias = _typing.Literal["api_p95_seconds"]  # noqa: Y015
+    _WhichOneofArgType__api_p95_seconds: _TypeAlias = _typing.Literal["_api_p95_seconds", b"_api_p95_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__completion_p95_seconds: _TypeAlias = _typing.Literal["completion_p95_seconds"]  # noqa: Y015
+    _WhichOneofArgType__completion_p95_seconds: _TypeAlias = _typing.Literal["_completion_p95_seconds", b"_completion_p95_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__utilisation: _TypeAlias = _typing.Literal["utilisation"]  # noqa: Y015
+    _WhichOneofArgType__utilisation: _TypeAlias = _typing.Literal["_utilisation", b"_utilisation"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__api_p95_seconds) -> _WhichOneofReturnType__api_p95_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__completion_p95_seconds) -> _WhichOneofReturnType__completion_p95_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__utilisation) -> _WhichOneofReturnType__utilisation | None: ...
+
+Global___MetricsPoint: _TypeAlias = MetricsPoint  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FiguresEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FIGURES_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CLEARED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    rule: _builtins.str
+    """high_cpu, high_memory, throughput_drop, queue_age, idle_while_queued"""
+    severity: _builtins.str
+    """warning, critical"""
+    subject: _builtins.str
+    """controlplane, host:<id>, cluster"""
+    message: _builtins.str
+    active: _builtins.bool
+    @_builtins.property
+    def figures(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """its condition last held"""
+
+    @_builtins.property
+    def cleared_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while active"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        rule: _builtins.str = ...,
+        severity: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        message: _builtins.str = ...,
+        figures: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        cleared_at: _timestamp_pb2.Timestamp | None = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cleared_at", b"cleared_at", "raised_at", b"raised_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cleared_at", b"cleared_at", "figures", b"figures", "id", b"id", "message", b"message", "raised_at", b"raised_at", "rule", b"rule", "severity", b"severity", "subject", b"subject", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class GetMetricsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ThresholdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TIME_FIELD_NUMBER: _builtins.int
+    TIMEFRAME_SECONDS_FIELD_NUMBER: _builtins.int
+    SAMPLE_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    STEP_SECONDS_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    API_FIELD_NUMBER: _builtins.int
+    AGENT_TYPES_FIELD_NUMBER: _builtins.int
+    HOSTS_FIELD_NUMBER: _builtins.int
+    CONTROLPLANE_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    THRESHOLDS_FIELD_NUMBER: _builtins.int
+    METRICS_ENDPOINT_FIELD_NUMBER: _builtins.int
+    timeframe_seconds: _builtins.float
+    """as asked"""
+    sample_interval_seconds: _builtins.float
+    """the monitor's"""
+    step_seconds: _builtins.float
+    """of the window tier the figures come from"""
+    metrics_endpoint: _builtins.str
+    """Prometheus scrape address, when enabled"""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """of the monitor: figures cover no earlier"""
+
+    @_builtins.property
+    def summary(self) -> Global___MetricsSummary: ...
+    @_builtins.property
+    def points(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricsPoint]: ...
+    @_builtins.property
+    def api(self) -> _containers.RepeatedCompositeFieldContainer[Global___MethodLatency]: ...
+    @_builtins.property
+    def agent_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentTypeMetrics]: ...
+    @_builtins.property
+    def hosts(self) -> _containers.RepeatedCompositeFieldContainer[Global___HostResources]: ...
+    @_builtins.property
+    def controlplane(self) -> Global___ControlPlaneResources: ...
+    @_builtins.property
+    def queue(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueLevel]: ...
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
+        """active now"""
+
+    @_builtins.property
+    def thresholds(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """the monitor's settings in force (monitor.*, scheduling.max_queue_time)"""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        timeframe_seconds: _builtins.float = ...,
+        sample_interval_seconds: _builtins.float = ...,
+        step_seconds: _builtins.float = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        summary: Global___MetricsSummary | None = ...,
+        points: _abc.Iterable[Global___MetricsPoint] | None = ...,
+        api: _abc.Iterable[Global___MethodLatency] | None = ...,
+        agent_types: _abc.Iterable[Global___AgentTypeMetrics] | None = ...,
+        hosts: _abc.Iterable[Global___HostResources] | None = ...,
+        controlplane: Global___ControlPlaneResources | None = ...,
+        queue: _abc.Iterable[Global___QueueLevel] | None = ...,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+        thresholds: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        metrics_endpoint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["controlplane", b"controlplane", "started_at", b"started_at", "summary", b"summary", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_types", b"agent_types", "alerts", b"alerts", "api", b"api", "controlplane", b"controlplane", "hosts", b"hosts", "metrics_endpoint", b"metrics_endpoint", "points", b"points", "queue", b"queue", "sample_interval_seconds", b"sample_interval_seconds", "started_at", b"started_at", "step_seconds", b"step_seconds", "summary", b"summary", "thresholds", b"thresholds", "time", b"time", "timeframe_seconds", b"timeframe_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsResponse: _TypeAlias = GetMetricsResponse  # noqa: Y015
+
+@_typing.final
+class ListAlertsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVE_ONLY_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    active_only: _builtins.bool
+    limit: _builtins.int
+    """0 = every alert kept (the newest 1000)"""
+    def __init__(
+        self,
+        *,
+        active_only: _builtins.bool = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_only", b"active_only", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListAlertsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]: ...
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015

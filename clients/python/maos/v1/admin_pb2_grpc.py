@@ -49,6 +49,16 @@ class AdminServiceStub:
                 request_serializer=maos_dot_v1_dot_admin__pb2.SetConfigRequest.SerializeToString,
                 response_deserializer=maos_dot_v1_dot_admin__pb2.ConfigEntry.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/maos.v1.AdminService/GetMetrics',
+                request_serializer=maos_dot_v1_dot_admin__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_admin__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/maos.v1.AdminService/ListAlerts',
+                request_serializer=maos_dot_v1_dot_admin__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_admin__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -73,6 +83,20 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """The performance monitor's figures over a timeframe, from its rolling window.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlerts(self, request, context):
+        """Alerts raised by the monitor's trend rules, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -90,6 +114,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetConfig,
                     request_deserializer=maos_dot_v1_dot_admin__pb2.SetConfigRequest.FromString,
                     response_serializer=maos_dot_v1_dot_admin__pb2.ConfigEntry.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=maos_dot_v1_dot_admin__pb2.GetMetricsRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_admin__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=maos_dot_v1_dot_admin__pb2.ListAlertsRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_admin__pb2.ListAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +207,60 @@ class AdminService:
             '/maos.v1.AdminService/SetConfig',
             maos_dot_v1_dot_admin__pb2.SetConfigRequest.SerializeToString,
             maos_dot_v1_dot_admin__pb2.ConfigEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.AdminService/GetMetrics',
+            maos_dot_v1_dot_admin__pb2.GetMetricsRequest.SerializeToString,
+            maos_dot_v1_dot_admin__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maos.v1.AdminService/ListAlerts',
+            maos_dot_v1_dot_admin__pb2.ListAlertsRequest.SerializeToString,
+            maos_dot_v1_dot_admin__pb2.ListAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,45 +26,57 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from maos.v1 import common_pb2 as maos_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16maos/v1/messages.proto\x12\x07maos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14maos/v1/common.proto\"\x8c\x02\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0esender_task_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12#\n\x08priority\x18\x05 \x01(\x0e\x32\x11.maos.v1.Priority\x12!\n\x07payload\x18\x06 \x01(\x0b\x32\x10.maos.v1.Payload\x12+\n\x07sent_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64\x65livery_count\x18\t \x01(\r\"\xc2\x01\n\x0bSendRequest\x12\x12\n\nto_task_id\x18\x01 \x01(\t\x12\x19\n\x11\x62roadcast_root_id\x18\x02 \x01(\t\x12#\n\x08priority\x18\x03 \x01(\x0e\x32\x11.maos.v1.Priority\x12!\n\x07payload\x18\x04 \x01(\x0b\x32\x10.maos.v1.Payload\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\x01\x12\x12\n\nmessage_id\x18\x06 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x07 \x01(\t\"7\n\x0cSendResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x12\n\nrecipients\x18\x02 \x01(\r\":\n\x10SendBatchRequest\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.maos.v1.SendRequest\";\n\x11SendBatchResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.maos.v1.SendResponse\"\x90\x01\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12#\n\x08priority\x18\x02 \x01(\x0e\x32\x11.maos.v1.Priority\x12!\n\x07payload\x18\x03 \x01(\x0b\x32\x10.maos.v1.Payload\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x01\x12\x12\n\nmessage_id\x18\x05 \x01(\t\"d\n\x0eReceiveRequest\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x14\n\x0cmax_messages\x18\x02 \x01(\r\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01\x12\x15\n\rlease_seconds\x18\x04 \x01(\x01\"5\n\x0fReceiveResponse\x12\"\n\x08messages\x18\x01 \x03(\x0b\x32\x10.maos.v1.Message\"2\n\nAckRequest\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\t\"#\n\x0b\x41\x63kResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\"Q\n\x10SubscribeRequest\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\x15\n\rmax_in_flight\x18\x03 \x01(\r\"\x15\n\x13MessageStatsRequest\"\xd9\x01\n\x0cMailboxStats\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x04\x12\x11\n\tin_flight\x18\x03 \x01(\x04\x12\x0c\n\x04sent\x18\x04 \x01(\x04\x12\x11\n\tdelivered\x18\x05 \x01(\x04\x12\x13\n\x0bredelivered\x18\x06 \x01(\x04\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x04\x12\x15\n\rrejected_full\x18\x08 \x01(\x04\x12\r\n\x05\x62ytes\x18\t \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\n \x01(\x04\x12\x17\n\x0f\x64\x65livery_errors\x18\x0b \x01(\x04\"\x8d\x02\n\x10HostMessageStats\x12\x0e\n\x06queued\x18\x01 \x01(\x04\x12\x11\n\tin_flight\x18\x02 \x01(\x04\x12\x12\n\nsent_local\x18\x03 \x01(\x04\x12\x15\n\rsent_upstream\x18\x04 \x01(\x04\x12\x10\n\x08received\x18\x05 \x01(\x04\x12\x14\n\x0c\x61\x63knowledged\x18\x06 \x01(\x04\x12\x13\n\x0bredelivered\x18\x07 \x01(\x04\x12\x17\n\x0f\x64\x65livery_errors\x18\x08 \x01(\x04\x12\x12\n\nbatches_up\x18\t \x01(\x04\x12\x14\n\x0c\x62\x61tches_down\x18\n \x01(\x04\x12\x11\n\tbytes_raw\x18\x0b \x01(\x04\x12\x18\n\x10\x62ytes_compressed\x18\x0c \x01(\x04\"P\n\x13HostMessageStatsRow\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12(\n\x05stats\x18\x02 \x01(\x0b\x32\x19.maos.v1.HostMessageStats\"m\n\x14MessageStatsResponse\x12(\n\tmailboxes\x18\x01 \x03(\x0b\x32\x15.maos.v1.MailboxStats\x12+\n\x05hosts\x18\x02 \x03(\x0b\x32\x1c.maos.v1.HostMessageStatsRow2\xb6\x03\n\x0eMessageService\x12\x33\n\x04Send\x12\x14.maos.v1.SendRequest\x1a\x15.maos.v1.SendResponse\x12\x42\n\tSendBatch\x12\x19.maos.v1.SendBatchRequest\x1a\x1a.maos.v1.SendBatchResponse\x12\x39\n\x07Publish\x12\x17.maos.v1.PublishRequest\x1a\x15.maos.v1.SendResponse\x12<\n\x07Receive\x12\x17.maos.v1.ReceiveRequest\x1a\x18.maos.v1.ReceiveResponse\x12\x30\n\x03\x41\x63k\x12\x13.maos.v1.AckRequest\x1a\x14.maos.v1.AckResponse\x12:\n\tSubscribe\x12\x19.maos.v1.SubscribeRequest\x1a\x10.maos.v1.Message0\x01\x12\x44\n\x05Stats\x12\x1c.maos.v1.MessageStatsRequest\x1a\x1d.maos.v1.MessageStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16maos/v1/messages.proto\x12\x07maos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14maos/v1/common.proto\"\xfc\x02\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0esender_task_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12#\n\x08priority\x18\x05 \x01(\x0e\x32\x11.maos.v1.Priority\x12!\n\x07payload\x18\x06 \x01(\x0b\x32\x10.maos.v1.Payload\x12+\n\x07sent_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64\x65livery_count\x18\t \x01(\r\x12\x39\n\rtrace_context\x18\x0f \x03(\x0b\x32\".maos.v1.Message.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb6\x02\n\x0bSendRequest\x12\x12\n\nto_task_id\x18\x01 \x01(\t\x12\x19\n\x11\x62roadcast_root_id\x18\x02 \x01(\t\x12#\n\x08priority\x18\x03 \x01(\x0e\x32\x11.maos.v1.Priority\x12!\n\x07payload\x18\x04 \x01(\x0b\x32\x10.maos.v1.Payload\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\x01\x12\x12\n\nmessage_id\x18\x06 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x07 \x01(\t\x12=\n\rtrace_context\x18\x0f \x03(\x0b\x32&.maos.v1.SendRequest.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\x0cSendResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x12\n\nrecipients\x18\x02 \x01(\r\":\n\x10SendBatchRequest\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.maos.v1.SendRequest\";\n\x11SendBatchResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.maos.v1.SendResponse\"\x87\x02\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12#\n\x08priority\x18\x02 \x01(\x0e\x32\x11.maos.v1.Priority\x12!\n\x07payload\x18\x03 \x01(\x0b\x32\x10.maos.v1.Payload\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x01\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12@\n\rtrace_context\x18\x0f \x03(\x0b\x32).maos.v1.PublishRequest.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x0eReceiveRequest\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x14\n\x0cmax_messages\x18\x02 \x01(\r\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01\x12\x15\n\rlease_seconds\x18\x04 \x01(\x01\"5\n\x0fReceiveResponse\x12\"\n\x08messages\x18\x01 \x03(\x0b\x32\x10.maos.v1.Message\"2\n\nAckRequest\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\t\"#\n\x0b\x41\x63kResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\"Q\n\x10SubscribeRequest\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\x15\n\rmax_in_flight\x18\x03 \x01(\r\"\x15\n\x13MessageStatsRequest\"\xd9\x01\n\x0cMailboxStats\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x04\x12\x11\n\tin_flight\x18\x03 \x01(\x04\x12\x0c\n\x04sent\x18\x04 \x01(\x04\x12\x11\n\tdelivered\x18\x05 \x01(\x04\x12\x13\n\x0bredelivered\x18\x06 \x01(\x04\x12\x0f\n\x07\x65xpired\x18\x07 \x01(\x04\x12\x15\n\rrejected_full\x18\x08 \x01(\x04\x12\r\n\x05\x62ytes\x18\t \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\n \x01(\x04\x12\x17\n\x0f\x64\x65livery_errors\x18\x0b \x01(\x04\"\x8d\x02\n\x10HostMessageStats\x12\x0e\n\x06queued\x18\x01 \x01(\x04\x12\x11\n\tin_flight\x18\x02 \x01(\x04\x12\x12\n\nsent_local\x18\x03 \x01(\x04\x12\x15\n\rsent_upstream\x18\x04 \x01(\x04\x12\x10\n\x08received\x18\x05 \x01(\x04\x12\x14\n\x0c\x61\x63knowledged\x18\x06 \x01(\x04\x12\x13\n\x0bredelivered\x18\x07 \x01(\x04\x12\x17\n\x0f\x64\x65livery_errors\x18\x08 \x01(\x04\x12\x12\n\nbatches_up\x18\t \x01(\x04\x12\x14\n\x0c\x62\x61tches_down\x18\n \x01(\x04\x12\x11\n\tbytes_raw\x18\x0b \x01(\x04\x12\x18\n\x10\x62ytes_compressed\x18\x0c \x01(\x04\"P\n\x13HostMessageStatsRow\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12(\n\x05stats\x18\x02 \x01(\x0b\x32\x19.maos.v1.HostMessageStats\"m\n\x14MessageStatsResponse\x12(\n\tmailboxes\x18\x01 \x03(\x0b\x32\x15.maos.v1.MailboxStats\x12+\n\x05hosts\x18\x02 \x03(\x0b\x32\x1c.maos.v1.HostMessageStatsRow2\xb6\x03\n\x0eMessageService\x12\x33\n\x04Send\x12\x14.maos.v1.SendRequest\x1a\x15.maos.v1.SendResponse\x12\x42\n\tSendBatch\x12\x19.maos.v1.SendBatchRequest\x1a\x1a.maos.v1.SendBatchResponse\x12\x39\n\x07Publish\x12\x17.maos.v1.PublishRequest\x1a\x15.maos.v1.SendResponse\x12<\n\x07Receive\x12\x17.maos.v1.ReceiveRequest\x1a\x18.maos.v1.ReceiveResponse\x12\x30\n\x03\x41\x63k\x12\x13.maos.v1.AckRequest\x1a\x14.maos.v1.AckResponse\x12:\n\tSubscribe\x12\x19.maos.v1.SubscribeRequest\x1a\x10.maos.v1.Message0\x01\x12\x44\n\x05Stats\x12\x1c.maos.v1.MessageStatsRequest\x1a\x1d.maos.v1.MessageStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maos.v1.messages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MESSAGE_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_MESSAGE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_SENDREQUEST_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_SENDREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_PUBLISHREQUEST_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_PUBLISHREQUEST_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_MESSAGE']._serialized_start=91
-  _globals['_MESSAGE']._serialized_end=359
-  _globals['_SENDREQUEST']._serialized_start=362
-  _globals['_SENDREQUEST']._serialized_end=556
-  _globals['_SENDRESPONSE']._serialized_start=558
-  _globals['_SENDRESPONSE']._serialized_end=613
-  _globals['_SENDBATCHREQUEST']._serialized_start=615
-  _globals['_SENDBATCHREQUEST']._serialized_end=673
-  _globals['_SENDBATCHRESPONSE']._serialized_start=675
-  _globals['_SENDBATCHRESPONSE']._serialized_end=734
-  _globals['_PUBLISHREQUEST']._serialized_start=737
-  _globals['_PUBLISHREQUEST']._serialized_end=881
-  _globals['_RECEIVEREQUEST']._serialized_start=883
-  _globals['_RECEIVEREQUEST']._serialized_end=983
-  _globals['_RECEIVERESPONSE']._serialized_start=985
-  _globals['_RECEIVERESPONSE']._serialized_end=1038
-  _globals['_ACKREQUEST']._serialized_start=1040
-  _globals['_ACKREQUEST']._serialized_end=1090
-  _globals['_ACKRESPONSE']._serialized_start=1092
-  _globals['_ACKRESPONSE']._serialized_end=1127
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1129
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1210
-  _globals['_MESSAGESTATSREQUEST']._serialized_start=1212
-  _globals['_MESSAGESTATSREQUEST']._serialized_end=1233
-  _globals['_MAILBOXSTATS']._serialized_start=1236
-  _globals['_MAILBOXSTATS']._serialized_end=1453
-  _globals['_HOSTMESSAGESTATS']._serialized_start=1456
-  _globals['_HOSTMESSAGESTATS']._serialized_end=1725
-  _globals['_HOSTMESSAGESTATSROW']._serialized_start=1727
-  _globals['_HOSTMESSAGESTATSROW']._serialized_end=1807
-  _globals['_MESSAGESTATSRESPONSE']._serialized_start=1809
-  _globals['_MESSAGESTATSRESPONSE']._serialized_end=1918
-  _globals['_MESSAGESERVICE']._serialized_start=1921
-  _globals['_MESSAGESERVICE']._serialized_end=2359
+  _globals['_MESSAGE']._serialized_end=471
+  _globals['_MESSAGE_TRACECONTEXTENTRY']._serialized_start=420
+  _globals['_MESSAGE_TRACECONTEXTENTRY']._serialized_end=471
+  _globals['_SENDREQUEST']._serialized_start=474
+  _globals['_SENDREQUEST']._serialized_end=784
+  _globals['_SENDREQUEST_TRACECONTEXTENTRY']._serialized_start=420
+  _globals['_SENDREQUEST_TRACECONTEXTENTRY']._serialized_end=471
+  _globals['_SENDRESPONSE']._serialized_start=786
+  _globals['_SENDRESPONSE']._serialized_end=841
+  _globals['_SENDBATCHREQUEST']._serialized_start=843
+  _globals['_SENDBATCHREQUEST']._serialized_end=901
+  _globals['_SENDBATCHRESPONSE']._serialized_start=903
+  _globals['_SENDBATCHRESPONSE']._serialized_end=962
+  _globals['_PUBLISHREQUEST']._serialized_start=965
+  _globals['_PUBLISHREQUEST']._serialized_end=1228
+  _globals['_PUBLISHREQUEST_TRACECONTEXTENTRY']._serialized_start=420
+  _globals['_PUBLISHREQUEST_TRACECONTEXTENTRY']._serialized_end=471
+  _globals['_RECEIVEREQUEST']._serialized_start=1230
+  _globals['_RECEIVEREQUEST']._serialized_end=1330
+  _globals['_RECEIVERESPONSE']._serialized_start=1332
+  _globals['_RECEIVERESPONSE']._serialized_end=1385
+  _globals['_ACKREQUEST']._serialized_start=1387
+  _globals['_ACKREQUEST']._serialized_end=1437
+  _globals['_ACKRESPONSE']._serialized_start=1439
+  _globals['_ACKRESPONSE']._serialized_end=1474
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1476
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1557
+  _globals['_MESSAGESTATSREQUEST']._serialized_start=1559
+  _globals['_MESSAGESTATSREQUEST']._serialized_end=1580
+  _globals['_MAILBOXSTATS']._serialized_start=1583
+  _globals['_MAILBOXSTATS']._serialized_end=1800
+  _globals['_HOSTMESSAGESTATS']._serialized_start=1803
+  _globals['_HOSTMESSAGESTATS']._serialized_end=2072
+  _globals['_HOSTMESSAGESTATSROW']._serialized_start=2074
+  _globals['_HOSTMESSAGESTATSROW']._serialized_end=2154
+  _globals['_MESSAGESTATSRESPONSE']._serialized_start=2156
+  _globals['_MESSAGESTATSRESPONSE']._serialized_end=2265
+  _globals['_MESSAGESERVICE']._serialized_start=2268
+  _globals['_MESSAGESERVICE']._serialized_end=2706
 # @@protoc_insertion_point(module_scope)

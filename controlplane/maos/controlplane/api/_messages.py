@@ -7,7 +7,7 @@ sends and the default mailbox of what it reads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -60,7 +60,9 @@ class MessageRequests:
                     "messages go to tasks, so an idle agent has no mailbox"
                 )
             to_task = found
-        message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
+        message = self._outgoing(
+            request.priority, request.payload, request.ttl_seconds, request.message_id, request.trace_context
+        )
         if to_task:
             return _send_response(await self.messaging.send(caller, to_task, message))
         return _send_response(await self.messaging.broadcast(caller, root, message))
@@ -77,7 +79,9 @@ class MessageRequests:
                     raise InvalidArgument("a batch sends to task mailboxes only: broadcast with Send")
                 if not item.to_task_id:
                     raise InvalidArgument("set to_task_id (the task whose mailbox receives it)")
-                message = self._outgoing(item.priority, item.payload, item.ttl_seconds, item.message_id)
+                message = self._outgoing(
+                    item.priority, item.payload, item.ttl_seconds, item.message_id, item.trace_context
+                )
             except MaosError as exc:
                 raise type(exc)(f"message {i}: {exc}") from None
             items.append((item.to_task_id, message))
@@ -85,7 +89,9 @@ class MessageRequests:
         return messages_pb2.SendBatchResponse(results=[_send_response(r) for r in results])
 
     async def publish(self, caller: str, request: messages_pb2.PublishRequest) -> messages_pb2.SendResponse:
-        message = self._outgoing(request.priority, request.payload, request.ttl_seconds, request.message_id)
+        message = self._outgoing(
+            request.priority, request.payload, request.ttl_seconds, request.message_id, request.trace_context
+        )
         return _send_response(await self.messaging.publish(caller, request.topic, message))
 
     async def ack(self, caller: str, request: messages_pb2.AckRequest) -> messages_pb2.AckResponse:
@@ -101,7 +107,14 @@ class MessageRequests:
             limit=self.config.max_in_flight,
         )
 
-    def _outgoing(self, priority: int, payload: common_pb2.Payload, ttl_seconds: float, message_id: str) -> Outgoing:
+    def _outgoing(
+        self,
+        priority: int,
+        payload: common_pb2.Payload,
+        ttl_seconds: float,
+        message_id: str,
+        trace_context: Mapping[str, str] | None = None,
+    ) -> Outgoing:
         return outgoing(
             priority=priority,
             data=payload.data,
@@ -109,6 +122,7 @@ class MessageRequests:
             ttl_seconds=ttl_seconds,
             message_id=message_id,
             config=self.config,
+            trace_context=trace_context,
         )
 
 

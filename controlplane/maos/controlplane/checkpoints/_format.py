@@ -183,7 +183,9 @@ def parse_manifest(checkpoint_id: str, data: bytes) -> Manifest:
         raise FailedPrecondition(f"checkpoint {checkpoint_id}'s manifest names another checkpoint ({manifest.id})")
     for s in sections:
         if s.codec != CODEC:
-            raise FailedPrecondition(f"checkpoint {checkpoint_id}: section {s.name} uses codec {s.codec!r}, not {CODEC}")
+            raise FailedPrecondition(
+                f"checkpoint {checkpoint_id}: section {s.name} uses codec {s.codec!r}, not {CODEC}"
+            )
     return manifest
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -14,6 +15,7 @@ from ._names import check_message_id
 JSON_CONTENT_TYPE = "application/json"
 PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_MEDIUM, PRIORITY_LOW = 1, 2, 3, 4
 _PRIORITY_NAMES = "critical (1), high (2), medium (3) or low (4)"
+_TRACE_KEYS = ("traceparent", "tracestate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class Outgoing:
     content_type: str
     ttl_seconds: float
     message_id: str = ""
+    trace_context: dict[str, str] | None = None  # the sender's W3C context (see maos.tracing)
 
 
 def is_json(content_type: str) -> bool:
@@ -41,6 +44,7 @@ def outgoing(
     ttl_seconds: float,
     message_id: str,
     config: MessagingConfig,
+    trace_context: Mapping[str, str] | None = None,
 ) -> Outgoing:
     """Check a message body: priority, size, JSON validity, TTL and client id."""
     if priority == 0:
@@ -66,7 +70,9 @@ def outgoing(
         raise InvalidArgument(f"ttl_seconds {ttl:g} is above the limit of {config.max_ttl_seconds:g}")
     if message_id:
         check_message_id(message_id)
-    return Outgoing(priority, data, content_type or JSON_CONTENT_TYPE, ttl, message_id)
+    # Only W3C's two keys, bounded: a client cannot make every copy of its message carry more.
+    context = {k: v for k, v in (trace_context or {}).items() if k in _TRACE_KEYS and len(v) <= 512} or None
+    return Outgoing(priority, data, content_type or JSON_CONTENT_TYPE, ttl, message_id, context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class StoredMessage:
     expires_at: float
     delivery_count: int = 0
     lease_until: float = 0.0  # > 0 while in flight
+    trace_context: dict[str, str] | None = None  # the send span's W3C context; in memory only, not stored
 
     @property
     def size(self) -> int:

@@ -30,7 +30,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
+from maos import tracing
 from maos.controlplane._ids import UlidGenerator
 from maos.errors import (
     FailedPrecondition,
@@ -50,6 +52,9 @@ from ._index import MessageIndex, StatsRow
 from ._mailbox import Mailbox, MailboxStats, StoredMessage
 from ._names import TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
 from ._store import Loaded, MessageStore
+
+if TYPE_CHECKING:
+    from maos.tracing._messages import MessageSpans
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,7 @@ class Messaging:
         self._streams_by_caller: dict[str, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self._traces: MessageSpans | None = tracing.message_spans()  # None when tracing is off
 
     # --------------------------------------------------------------- lifecycle
 
@@ -177,6 +183,22 @@ class Messaging:
         return await self._deliver([task_mailbox(to_task_id)], task_mailbox(to_task_id), "", sender, message)
 
     async def send_batch(self, sender: str, items: Sequence[tuple[str, Outgoing]]) -> list[SendResult]:
+        """See _send_batch; traced as one send span when tracing is on."""
+        if self._traces is None or not items:
+            return await self._send_batch(sender, items, None)
+        context = items[0][1].trace_context
+        span, carrier = self._traces.start_send(context, recipient="batch", message_id="", copies=len(items))
+        try:
+            results = await self._send_batch(sender, items, carrier)
+        except BaseException as exc:
+            self._traces.end_send(span, exc)
+            raise
+        self._traces.end_send(span)
+        return results
+
+    async def _send_batch(
+        self, sender: str, items: Sequence[tuple[str, Outgoing]], trace_context: dict[str, str] | None
+    ) -> list[SendResult]:
         """Copy many messages into task mailboxes (one per `(to_task_id, message)`) in one commit.
 
         All or nothing: every recipient is checked first (an error names the
@@ -240,6 +262,7 @@ class Messaging:
                         content_type=message.content_type,
                         sent_at=now,
                         expires_at=now + message.ttl_seconds,
+                        trace_context=trace_context,
                     )
                 )
             for name, n in counts.items():
@@ -315,6 +338,29 @@ class Messaging:
     async def _deliver(
         self, targets: Sequence[str], recipient: str, topic: str, sender: str, message: Outgoing
     ) -> SendResult:
+        """See _copy; traced as a send span when tracing is on."""
+        if self._traces is None:
+            return await self._copy(targets, recipient, topic, sender, message, None)
+        span, carrier = self._traces.start_send(
+            message.trace_context, recipient=recipient, message_id=message.message_id, copies=len(targets)
+        )
+        try:
+            result = await self._copy(targets, recipient, topic, sender, message, carrier)
+        except BaseException as exc:
+            self._traces.end_send(span, exc)
+            raise
+        self._traces.end_send(span)
+        return result
+
+    async def _copy(
+        self,
+        targets: Sequence[str],
+        recipient: str,
+        topic: str,
+        sender: str,
+        message: Outgoing,
+        trace_context: dict[str, str] | None,
+    ) -> SendResult:
         message_id = message.message_id or self._ids.new()
         now = time.time()
         waits: list[asyncio.Future[None]] = []
@@ -345,6 +391,7 @@ class Messaging:
                         content_type=message.content_type,
                         sent_at=now,
                         expires_at=now + message.ttl_seconds,
+                        trace_context=trace_context,
                     )
                 )
                 self._index.mailbox(name, now).reserve()
@@ -387,6 +434,8 @@ class Messaging:
                 self._forget(taken.dropped)
                 remaining = deadline - loop.time()
                 if taken.messages or remaining <= 0 or self._closed:
+                    if taken.messages and self._traces is not None:
+                        self._traces.received(taken.messages, box.name)
                     return taken.messages
                 if not waiting:
                     if len(self._wakers.get(box.name, ())) >= self.config.max_waiters_per_mailbox:
@@ -430,6 +479,8 @@ class Messaging:
                     taken = box.take(now, credit, params.lease_seconds)
                     self._forget(taken.dropped)
                     if taken.messages:
+                        if self._traces is not None:
+                            self._traces.received(taken.messages, name)
                         yield taken.messages
                         continue
                 await self._wait_change(box, self._until_lease(box, now))

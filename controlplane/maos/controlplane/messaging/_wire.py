@@ -22,6 +22,7 @@ def message_to_proto(msg: StoredMessage) -> messages_pb2.Message:
         sent_at=timestamp(msg.sent_at),
         expires_at=timestamp(msg.expires_at) if math.isfinite(msg.expires_at) else None,
         delivery_count=msg.delivery_count,
+        trace_context=msg.trace_context,
     )
 
 
@@ -41,4 +42,5 @@ def message_from_proto(msg: messages_pb2.Message, mailbox: str, seq: int) -> Sto
         sent_at=msg.sent_at.ToNanoseconds() / 1e9,
         expires_at=msg.expires_at.ToNanoseconds() / 1e9 if msg.HasField("expires_at") else math.inf,
         delivery_count=max(0, msg.delivery_count - 1),
+        trace_context=dict(msg.trace_context) or None,
     )

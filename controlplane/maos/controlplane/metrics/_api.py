@@ -10,7 +10,7 @@ LONG_POLLS = frozenset({"TaskService/WaitTasks", "MessageService/Receive"})
 
 
 def method_name(full: str) -> str:
-    """"/maos.v1.TaskService/SubmitTask" -> "TaskService/SubmitTask"."""
+    """The short name of a full gRPC method: "/maos.v1.TaskService/SubmitTask" -> "TaskService/SubmitTask"."""
     service, _, method = full.lstrip("/").rpartition("/")
     return f"{service.rpartition('.')[2]}/{method}" if service else method
 

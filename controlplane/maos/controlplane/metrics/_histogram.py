@@ -61,6 +61,6 @@ class Histogram:
             n = self.buckets[index]
             if seen + n >= rank:
                 within = (rank - seen) / n
-                return min(GROWTH ** (index + within), self.peak)
+                return min(float(GROWTH ** (index + within)), self.peak)
             seen += n
         return self.peak

@@ -20,6 +20,7 @@ from ._window import TypeCounts
 OLDEST_LOOKAHEAD = 64  # queued tasks looked at for the oldest (the dict is in queueing order, roughly)
 WAITING_SCAN_LIMIT = 10_000  # queued tasks looked at for the ones on no host
 PENDING_TREES = 16  # finished task trees kept for the parallel-efficiency figure
+_QUEUED, _RUNNING = TaskStatus.QUEUED, TaskStatus.RUNNING
 
 
 @dataclass(slots=True)
@@ -86,24 +87,26 @@ class TaskRecorder:
     # ------------------------------------------------------------------ events
 
     def on_commit(self, d: Decisions) -> None:
+        queued, depth = self._queued, self._depth  # locals: this runs for every event of every task
         for ev in d.events:
-            if ev.status == TaskStatus.QUEUED:
+            if ev.status is _QUEUED:
                 self._enqueued(ev.task_id)
-            else:
-                priority = self._queued.pop(ev.task_id, None)
+            elif queued:
+                priority = queued.pop(ev.task_id, None)
                 if priority is not None:
-                    self._depth[priority] -= 1
+                    depth[priority] -= 1
+        running = self._running
         for a in d.attempts.values():
             if a.finished_at:
-                known = self._running.pop((a.task_id, a.number), None)
+                known = running.pop((a.task_id, a.number), None)
                 started = a.started_at or (known[1] if known else 0.0)
                 if started:
                     agent_type = known[0] if known else self._type_of(a.task_id)
                     self._busy(agent_type, a.finished_at - max(started, self._interval_start))
                     totals = self.totals.busy_seconds
                     totals[agent_type] = totals.get(agent_type, 0.0) + max(a.finished_at - started, 0.0)
-            elif a.started_at and a.status == TaskStatus.RUNNING:
-                self._running[(a.task_id, a.number)] = (self._type_of(a.task_id), a.started_at)
+            elif a.started_at and a.status is _RUNNING:
+                running[(a.task_id, a.number)] = (self._type_of(a.task_id), a.started_at)
         for rec in d.finished:
             self._finished(rec)
 

@@ -188,9 +188,10 @@ def merge_samples(samples: Sequence[Sample]) -> Sample:
 
 
 def downsample(samples: Sequence[Sample], max_points: int) -> list[Sample]:
-    """At most `max_points` samples, each merging a run of consecutive ones."""
+    """At most `max_points` samples, each merging a run of consecutive ones (the samples
+    themselves when there are few enough: read them, do not change them)."""
     if max_points <= 0 or len(samples) <= max_points:
-        return [merge_samples([s]) for s in samples]
+        return list(samples)
     per = -(-len(samples) // max_points)  # ceiling division
     return [merge_samples(samples[i : i + per]) for i in range(0, len(samples), per)]
 

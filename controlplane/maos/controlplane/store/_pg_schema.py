@@ -136,6 +136,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO leadership (id, epoch, leader, since) VALUES (1, 0, '', 0)",
         ),
     ),
+    Migration(
+        3,
+        "maos_fence(epoch): the leadership check every write runs, in the same statement",
+        (
+            # FOR SHARE: a new leader's epoch bump waits for the writes that passed this check, and
+            # a write after the bump sees the new epoch and fails with SQLSTATE MA001.
+            """CREATE FUNCTION maos_fence(mine BIGINT) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+            DECLARE
+                current BIGINT;
+                holder TEXT;
+            BEGIN
+                SELECT epoch, leader INTO current, holder FROM leadership WHERE id = 1 FOR SHARE;
+                IF current IS DISTINCT FROM mine THEN
+                    RAISE EXCEPTION USING ERRCODE = 'MA001', MESSAGE = format(
+                        'leadership epoch %s is stale: the leader is now %s (epoch %s)',
+                        mine, COALESCE(NULLIF(holder, ''), 'unknown'), current);
+                END IF;
+                RETURN TRUE;
+            END $$""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -21,6 +21,7 @@ import asyncpg
 from maos.controlplane.core import AttemptRecord, TaskEventRecord, TaskRecord, TaskStatus
 from maos.errors import InvalidArgument, MaosError, Unavailable
 
+from . import _pg_statements as sql
 from ._pg_config import PostgresOptions, PostgresTarget, parse_postgres_url
 from ._pg_schema import (
     SCHEMA_VERSION,
@@ -36,9 +37,6 @@ from ._pg_writer import AsyncGroupWriter
 from ._protocol import NamedBlob, TaskQuery, WriteBatch
 from ._rows import (
     ALL_COLUMNS,
-    ATTEMPT_COLUMNS,
-    EVENT_COLUMNS,
-    MUTABLE_COLUMNS,
     attempt_from_row,
     event_from_row,
     record_from_row,
@@ -46,78 +44,9 @@ from ._rows import (
 
 log = logging.getLogger(__name__)
 
-# Inserts of at least this many tasks in one group commit use COPY; fewer use one INSERT over arrays.
-COPY_THRESHOLD = 64
-
-_TASK_TYPES = {
-    "id": "text",
-    "root_id": "text",
-    "parent_id": "text",
-    "spec": "bytea",
-    "created_at": "float8",
-    "idempotency_key": "text",
-    "workflow_key": "text",
-    "grp": "int4",
-    "agent_type": "text",
-    "plan": "bytea",
-    "status": "int4",
-    "priority": "int4",
-    "attempt": "int4",
-    "failures": "int4",
-    "host_id": "text",
-    "agent_id": "text",
-    "queued_at": "float8",
-    "started_at": "float8",
-    "finished_at": "float8",
-    "progress": "float8",
-    "progress_message": "text",
-    "result": "bytea",
-    "result_type": "text",
-    "error_kind": "text",
-    "error_message": "text",
-    "log": "text",
-    "seq": "int8",
-}
-_EVENT_TYPES = ("text", "int8", "int4", "int4", "float8", "text", "text", "float8", "text")
-_ATTEMPT_TYPES = ("text", "int4", "text", "text", "float8", "float8", "float8", "int4", "text", "text")
-
-
-def _unnest(types: Sequence[str]) -> str:
-    return "unnest(" + ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1)) + ")"
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows -> one list per column, the shape `unnest` takes."""
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-_INSERT_TASKS = (
-    f"INSERT INTO tasks ({', '.join(ALL_COLUMNS)}) SELECT * FROM {_unnest([_TASK_TYPES[c] for c in ALL_COLUMNS])}"
-)
-_UPDATE_TASKS = (
-    f"UPDATE tasks AS t SET {', '.join(f'{c} = u.{c}' for c in MUTABLE_COLUMNS)} "
-    f"FROM {_unnest([_TASK_TYPES[c] for c in (*MUTABLE_COLUMNS, 'id')])} AS u({', '.join((*MUTABLE_COLUMNS, 'id'))}) "
-    "WHERE t.id = u.id"
-)
-_INSERT_KEYS = (
-    "INSERT INTO task_keys (idempotency_key, task_id, root_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
-)
-_UPSERT_EVENTS = (
-    f"INSERT INTO task_events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM {_unnest(_EVENT_TYPES)} "
-    f"ON CONFLICT (task_id, seq) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in EVENT_COLUMNS[2:])}"
-)
-_UPSERT_ATTEMPTS = (
-    f"INSERT INTO task_attempts ({', '.join(ATTEMPT_COLUMNS)}) SELECT * FROM {_unnest(_ATTEMPT_TYPES)} "
-    f"ON CONFLICT (task_id, number) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in ATTEMPT_COLUMNS[2:])}"
-)
-# Purging finished trees: children rows first, the tasks last, in one statement.
-_PURGE_ROOTS = """
-WITH gone AS (SELECT id FROM tasks WHERE root_id = ANY($1::text[])),
-     e AS (DELETE FROM task_events WHERE task_id IN (SELECT id FROM gone)),
-     a AS (DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM gone)),
-     k AS (DELETE FROM task_keys WHERE root_id = ANY($1::text[]))
-DELETE FROM tasks WHERE root_id = ANY($1::text[])
-"""
+# A group inserting at least this many tasks uses COPY (in an explicit transaction);
+# smaller ones go as one statement (see _pg_statements).
+COPY_THRESHOLD = 1000
 
 # Errors that mean "PostgreSQL cannot be reached right now", not "this request is wrong".
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -174,14 +103,16 @@ class PostgresStore:
 
     # ------------------------------------------------------------- lifecycle
 
-    async def connect(self, *, application_name: str | None = None) -> asyncpg.Connection:
+    async def connect(
+        self, *, application_name: str | None = None, server_settings: dict[str, str] | None = None
+    ) -> asyncpg.Connection:
         """A connection outside the pool (migrations, the leader's lock); errors are one clear line."""
         try:
             conn: asyncpg.Connection = await asyncpg.connect(
                 self.target.dsn,
                 timeout=self.options.connect_timeout_seconds,
                 command_timeout=self.options.command_timeout_seconds,
-                server_settings=self._server_settings(application_name),
+                server_settings={**self._server_settings(application_name), **(server_settings or {})},
             )
         except BaseException as exc:
             raise self._connect_error(exc) from None
@@ -306,66 +237,72 @@ class PostgresStore:
                 events[(row[0], row[1])] = row
             for row in batch.attempts:
                 attempts[(row[0], row[1])] = row
-            # Templates, settings and batches are rare: keep their statements in order.
-            named += [
-                (
-                    "INSERT INTO templates (name, data, created_at) VALUES ($1, $2, $3) "
-                    "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, created_at = EXCLUDED.created_at",
-                    (t.name, t.data, t.created_at),
-                )
-                for t in batch.templates
-            ]
-            named += [("DELETE FROM templates WHERE name = $1", (name,)) for name in batch.deleted_templates]
-            named += [
-                ("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2", kv)
-                for kv in batch.settings
-            ]
-            named += [
-                (
-                    "INSERT INTO batches (name, data, created_at) VALUES ($1, $2, $3) "
-                    "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, created_at = EXCLUDED.created_at",
-                    (b.name, b.data, b.created_at),
-                )
-                for b in batch.batches
-            ]
+            named += _named_statements(batch)
             purged.extend(batch.purged_roots)
-        async with self.pool.acquire(timeout=self.options.acquire_timeout_seconds) as conn:
-            if inserts:
-                await self._ensure_partitions(conn, [month_of(row[4]) for row in inserts])
-            async with conn.transaction():
-                if self._epoch is not None:
-                    await self._check_epoch(conn, self._epoch)
+        inserts = sql.fold_updates(inserts, updates)
+        keys = [(row[5], row[0], row[1]) for row in inserts if row[5] is not None]
+        try:
+            async with self.pool.acquire(timeout=self.options.acquire_timeout_seconds) as conn:
                 if inserts:
-                    if len(inserts) >= COPY_THRESHOLD:
-                        await conn.copy_records_to_table(
-                            "tasks", records=inserts, columns=ALL_COLUMNS, schema_name=self.target.schema
-                        )
-                    else:
-                        await conn.execute(_INSERT_TASKS, *_columns(inserts, len(ALL_COLUMNS)))
-                    keys = [(row[5], row[0], row[1]) for row in inserts if row[5] is not None]
-                    if keys:
-                        await conn.execute(_INSERT_KEYS, *_columns(keys, 3))
-                if updates:
-                    await conn.execute(_UPDATE_TASKS, *_columns(list(updates.values()), len(MUTABLE_COLUMNS) + 1))
-                if events:
-                    await conn.execute(_UPSERT_EVENTS, *_columns(list(events.values()), len(EVENT_COLUMNS)))
-                if attempts:
-                    await conn.execute(_UPSERT_ATTEMPTS, *_columns(list(attempts.values()), len(ATTEMPT_COLUMNS)))
-                for sql, args in named:
-                    await conn.execute(sql, *args)
-                if purged:
-                    await conn.execute(_PURGE_ROOTS, purged)
+                    await self._ensure_partitions(conn, [month_of(row[4]) for row in inserts])
+                if named or purged or len(inserts) >= COPY_THRESHOLD:
+                    await self._commit_in_steps(conn, inserts, keys, updates, events, attempts, named, purged)
+                else:
+                    statement, args = sql.one_statement(
+                        self._epoch,
+                        inserts,
+                        keys,
+                        list(updates.values()),
+                        list(events.values()),
+                        list(attempts.values()),
+                    )
+                    await conn.execute(statement, *args)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == sql.STALE_EPOCH:
+                raise self._deposed(str(exc)) from None
+            raise
 
-    async def _check_epoch(self, conn: Conn, mine: int) -> None:
-        # FOR SHARE: a new leader's epoch bump waits for this transaction, and once it has
-        # committed, this check fails; so no write of ours lands after we were deposed.
-        row = await conn.fetchrow("SELECT epoch, leader FROM leadership WHERE id = 1 FOR SHARE")
-        if row is None or row["epoch"] != mine:
-            leader = row["leader"] if row is not None else "unknown"
-            why = f"deposed: leadership epoch {mine} is stale, the leader is now {leader or 'unknown'}"
-            if self._on_deposed is not None:
-                self._on_deposed(why)
-            raise NotLeader(f"this control plane is no longer the leader ({why})")
+    async def _commit_in_steps(
+        self,
+        conn: Conn,
+        inserts: list[tuple[Any, ...]],
+        keys: list[tuple[Any, ...]],
+        updates: dict[str, tuple[Any, ...]],
+        events: dict[tuple[Any, Any], tuple[Any, ...]],
+        attempts: dict[tuple[Any, Any], tuple[Any, ...]],
+        named: list[tuple[str, tuple[Any, ...]]],
+        purged: list[str],
+    ) -> None:
+        """The rarer group: many inserts (COPY), templates, settings, purges; one transaction."""
+        async with conn.transaction():
+            if self._epoch is not None:
+                st = sql.Statement()
+                await conn.execute(sql.fence(st, self._epoch), *st.args)
+            if len(inserts) >= COPY_THRESHOLD:
+                await conn.copy_records_to_table(
+                    "tasks", records=inserts, columns=ALL_COLUMNS, schema_name=self.target.schema
+                )
+                inserts = []
+            parts: list[tuple[Callable[[sql.Statement, Sequence[Sequence[Any]]], str], Sequence[Sequence[Any]]]] = [
+                (sql.insert_tasks, inserts),
+                (sql.insert_keys, keys),
+                (sql.update_tasks, list(updates.values())),
+                (sql.upsert_events, list(events.values())),
+                (sql.upsert_attempts, list(attempts.values())),
+            ]
+            for build, rows in parts:
+                if rows:
+                    st = sql.Statement()
+                    await conn.execute(build(st, rows), *st.args)
+            for statement, args in named:
+                await conn.execute(statement, *args)
+            if purged:
+                await conn.execute(sql.PURGE_ROOTS, purged)
+
+    def _deposed(self, detail: str) -> NotLeader:
+        if self._on_deposed is not None:
+            self._on_deposed(detail)
+        return NotLeader(f"this control plane is no longer the leader: {detail}")
 
     # ----------------------------------------------------------------- reads
 
@@ -500,6 +437,32 @@ class PostgresStore:
         async with self._read() as conn:
             rows = await conn.fetch(f"SELECT name, data, created_at FROM {table} ORDER BY name")
         return [NamedBlob(r["name"], bytes(r["data"]), r["created_at"]) for r in rows]
+
+
+def _named_statements(batch: WriteBatch) -> list[tuple[str, tuple[Any, ...]]]:
+    """Templates, settings and batches are rare: their statements, in order."""
+    named: list[tuple[str, tuple[Any, ...]]] = [
+        (
+            "INSERT INTO templates (name, data, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, created_at = EXCLUDED.created_at",
+            (t.name, t.data, t.created_at),
+        )
+        for t in batch.templates
+    ]
+    named += [("DELETE FROM templates WHERE name = $1", (name,)) for name in batch.deleted_templates]
+    named += [
+        ("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2", kv)
+        for kv in batch.settings
+    ]
+    named += [
+        (
+            "INSERT INTO batches (name, data, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, created_at = EXCLUDED.created_at",
+            (b.name, b.data, b.created_at),
+        )
+        for b in batch.batches
+    ]
+    return named
 
 
 async def _keep_session(conn: Conn) -> None:

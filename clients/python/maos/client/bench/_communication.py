@@ -106,7 +106,7 @@ def _message_latencies(ctx: BenchContext, sender: str, receiver: str) -> tuple[l
         try:
             for n in range(ctx.config.messages):
                 start = time.perf_counter()
-                _, send_ms = timed(lambda n=n: tx.send(receiver, {"n": n, "bench": ctx.run_id}))
+                _, send_ms = timed(tx.send, receiver, {"n": n, "bench": ctx.run_id})
                 delivery.append((thread.wait_for(n) - start) * 1000)
                 sends.append(send_ms)
         finally:
@@ -128,8 +128,8 @@ def communication(ctx: BenchContext) -> dict[str, Any]:
     ctx.created.add_key(namespace, key)
     state = ctx.client.state
     ctx.progress(f"{ctx.config.state_ops} state puts and gets")
-    puts = [timed(lambda i=i: state.put(key, {"n": i}, namespace=namespace))[1] for i in range(ctx.config.state_ops)]
-    gets = [timed(lambda: state.get(key, namespace=namespace))[1] for _ in range(ctx.config.state_ops)]
+    puts = [timed(state.put, key, {"n": i}, namespace=namespace)[1] for i in range(ctx.config.state_ops)]
+    gets = [timed(state.get, key, namespace=namespace)[1] for _ in range(ctx.config.state_ops)]
     return {
         "messages": {
             "basis": "send call start -> the receiver's long poll returns it (acknowledged after)",

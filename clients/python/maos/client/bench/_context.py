@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, ParamSpec, TypeVar, Unpack
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from maos.errors import DeadlineExceeded
@@ -22,6 +22,8 @@ BENCH_LABEL = "maos.bench"
 """Label key on every task the bench submits; its value is the run id."""
 
 Progress = Callable[[str], None]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def seconds(ts: Timestamp) -> float | None:
@@ -65,11 +67,17 @@ class BenchContext:
     created: Created = field(default_factory=Created)
     slots: int = 0  # worker slots of the connected hosts when the run began
     agent_types: tuple[str, ...] = ()  # agent types the connected hosts offer
-    namespace: str = ""  # shared-state namespace of the run's keys (its anchor task's tree)
+    namespace: str = ""  # shared-state namespace of the run's keys
+    workers: int = 0  # worker processes of the connected hosts when the run began
+    fresh_workers: int = 0  # of which had run no task yet
+    cold_probes: dict[str, tuple[float, float]] | None = None  # agent type -> (start ms, round trip ms)
 
     @property
     def labels(self) -> dict[str, str]:
         return {BENCH_LABEL: self.run_id}
+
+    def _labelled(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        return {**spec, "labels": {**(spec.get("labels") or {}), **self.labels}}
 
     def submit(self, description: str, *, wait: float | None = None, **options: Unpack[SpecOptions]) -> common_pb2.Task:
         """SubmitTask (optionally waiting for the end), labelled and tracked for cleanup."""
@@ -80,14 +88,18 @@ class BenchContext:
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]]) -> list[common_pb2.Task]:
         """SubmitTasks of spec mappings, labelled and tracked for cleanup."""
-        labelled = [{**spec, "labels": {**(spec.get("labels") or {}), **self.labels}} for spec in specs]
+        labelled = [self._labelled(spec) for spec in specs]
         tasks = self.client.submit_tasks(labelled)
         self.created.add_tasks(tasks)
         return tasks
 
-    def submit_workflow(self, nodes: Mapping[str, Mapping[str, Any]], description: str) -> tuple[common_pb2.Task, dict[str, str]]:
+    def submit_workflow(
+        self, nodes: Mapping[str, Mapping[str, Any]], description: str
+    ) -> tuple[common_pb2.Task, dict[str, str]]:
         """SubmitWorkflow, labelled and tracked for cleanup."""
-        labelled = {key: {**spec, "labels": {**(spec.get("labels") or {}), **self.labels}} for key, spec in nodes.items()}
+        labelled = {
+            key: {**spec, "labels": {**(spec.get("labels") or {}), **self.labels}} for key, spec in nodes.items()
+        }
         root, ids = self.client.submit_workflow(labelled, description, labels=self.labels)
         self.created.add_tasks([root])
         return root, ids
@@ -104,8 +116,8 @@ class BenchContext:
         return tasks
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """fn()'s value and how long it took, in milliseconds."""
+def timed(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> tuple[_T, float]:
+    """fn(*args, **kwargs) and how long it took, in milliseconds."""
     start = time.perf_counter()
-    value = fn()
+    value = fn(*args, **kwargs)
     return value, (time.perf_counter() - start) * 1000

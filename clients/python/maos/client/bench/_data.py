@@ -21,12 +21,16 @@ def write_shard(directory: Path, rows: int) -> Path:
         return path
     rng = random.Random(_SEED)
     tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(["day", "price", "qty", "score"])
-        for day in range(rows):
-            out.writerow([day, round(rng.gauss(100, 15), 3), rng.randint(1, 50), round(rng.random(), 5)])
-    tmp.replace(path)
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(["day", "price", "qty", "score"])
+            for day in range(rows):
+                out.writerow([day, round(rng.gauss(100, 15), 3), rng.randint(1, 50), round(rng.random(), 5)])
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FailedPrecondition(f"cannot write the bench's data file {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -24,8 +24,10 @@ def database(ctx: BenchContext) -> dict[str, Any]:
     batch_ms: list[float] = []
     for start in range(0, cfg.database_tasks, cfg.database_batch):
         count = min(cfg.database_batch, cfg.database_tasks - start)
-        specs = [{"description": f"bench: db {start + i}", "agent_type": "echo", "input": start + i} for i in range(count)]
-        tasks, ms = timed(lambda specs=specs: ctx.submit_many(specs))
+        specs = [
+            {"description": f"bench: db {start + i}", "agent_type": "echo", "input": start + i} for i in range(count)
+        ]
+        tasks, ms = timed(ctx.submit_many, specs)
         ids += [t.id for t in tasks]
         batch_ms.append(ms)
         if len(batch_ms) % 5 == 0:

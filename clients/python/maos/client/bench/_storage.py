@@ -38,10 +38,10 @@ def storage_io(ctx: BenchContext) -> dict[str, Any]:
         puts: list[float] = []
         for key, value in zip(keys, values, strict=True):
             ctx.created.add_key(namespace, key)
-            puts.append(timed(lambda key=key, value=value: state.put(key, value, namespace=namespace))[1])
+            puts.append(timed(state.put, key, value, namespace=namespace)[1])
         gets: list[float] = []
         for key, value in zip(keys, values, strict=True):
-            got, ms = timed(lambda key=key: state.get(key, namespace=namespace))
+            got, ms = timed(state.get, key, namespace=namespace)
             gets.append(ms)
             if got is None or got.value != value[1:-1].decode("ascii"):
                 raise Internal(f"storage I/O: key {key} did not read back as written; see the control plane log")

@@ -18,7 +18,7 @@ def task_submission(ctx: BenchContext) -> dict[str, Any]:
     ids = [ctx.submit("bench: warm-up", agent_type="echo").id for _ in range(cfg.warmup_submissions)]
     latencies: list[float] = []
     for i in range(cfg.submissions):
-        task, ms = timed(lambda i=i: ctx.submit(f"Benchmark task {i}: simple calculation", agent_type="echo", input=i))
+        task, ms = timed(ctx.submit, f"Benchmark task {i}: simple calculation", agent_type="echo", input=i)
         ids.append(task.id)
         latencies.append(ms)
         if (i + 1) % 25 == 0:

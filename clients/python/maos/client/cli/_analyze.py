@@ -1,4 +1,5 @@
-"""`maosctl task analyze ID --performance` and `maosctl task compare ID --baseline sequential`.
+"""`maosctl task analyze ID --performance`, `task analyze "DESCRIPTION" --recommend-agents` and
+`maosctl task compare ID --baseline sequential`.
 
 The figures come from the pure functions in _analysis; these commands fetch
 the tree and render. They are registered on the `task` group by maos.client.cli.
@@ -11,10 +12,12 @@ from typing import Any
 import click
 from maos.errors import InvalidArgument
 
+from .._enums import TASK_TYPE, parse_task_type
 from ._analysis import analyze as analyze_tree
 from ._analysis import compare_sequential
 from ._common import CliState, format_option, pass_state
 from ._output import duration, render_fields, render_table
+from ._recommend import DEFAULT_HISTORY_TASKS, looks_like_task_id, recommendation, recommendation_text
 from ._subtree import fetch_subtree
 
 
@@ -96,14 +99,45 @@ def compare_text(doc: dict[str, Any]) -> str:
 
 
 @click.command("analyze")
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID|DESCRIPTION")
 @click.option("--performance", is_flag=True, help="Where the time went: critical path, efficiency, hints.")
+@click.option(
+    "--recommend-agents",
+    is_flag=True,
+    help="Read the argument as a task description: complexity, agents, duration and parallel efficiency, "
+    "learned from the finished tasks (the default when the argument is not a task id).",
+)
+@click.option(
+    "--type",
+    "task_type",
+    type=click.Choice(TASK_TYPE.names, case_sensitive=False),
+    help="The described task's type (with --recommend-agents).",
+)
+@click.option(
+    "--history",
+    type=click.IntRange(min=0),
+    default=DEFAULT_HISTORY_TASKS,
+    show_default=True,
+    metavar="N",
+    help="Learn from at most the N newest completed tasks (with --recommend-agents).",
+)
 @format_option
 @pass_state
-def analyze(state: CliState, task_id: str, performance: bool) -> None:
-    """Analyse the tree under ID (a workflow root or any task with descendants)."""
+def analyze(
+    state: CliState, task_id: str, performance: bool, recommend_agents: bool, task_type: str | None, history: int
+) -> None:
+    """Analyse the tree under ID (--performance), or recommend agents for a task DESCRIPTION."""
+    if performance and recommend_agents:
+        raise InvalidArgument("--performance analyses a task id and --recommend-agents a description: choose one")
+    if recommend_agents or (not performance and not looks_like_task_id(task_id)):
+        kind = parse_task_type(task_type) if task_type else 0
+        recommended = recommendation(state.client(), task_id, kind, history)
+        state.emit(recommended, lambda: recommendation_text(recommended))
+        return
     if not performance:
-        raise InvalidArgument("say what to analyse: --performance")
+        raise InvalidArgument(
+            "say what to analyse: --performance (for a task id) or --recommend-agents (for a description)"
+        )
     client = state.client()
     root = client.get_task(task_id)
     doc = analyze_tree(root, fetch_subtree(client, root))

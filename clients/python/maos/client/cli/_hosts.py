@@ -8,6 +8,7 @@ import click
 
 from .._enums import host_status_name
 from ._common import CliState, format_option, pass_state
+from ._metrics_views import resources_dict, resources_table
 from ._views import (
     agent_dict,
     agent_table,
@@ -75,9 +76,17 @@ def agent_types(state: CliState) -> None:
 
 
 @click.command("status")
+@click.option("--resources", is_flag=True, help="Add CPU and memory of the control plane and of each host.")
 @format_option
 @pass_state
-def status(state: CliState) -> None:
+def status(state: CliState, resources: bool) -> None:
     """Show the control plane: version, store, hosts, slots, task counts, queues."""
     reply = state.client().status()
-    state.emit(status_dict(reply, state.endpoint), lambda: status_text(reply, _now(), state.endpoint))
+    if not resources:
+        state.emit(status_dict(reply, state.endpoint), lambda: status_text(reply, _now(), state.endpoint))
+        return
+    used = state.client().get_metrics(60)
+    state.emit(
+        {**status_dict(reply, state.endpoint), "resources": resources_dict(used)},
+        lambda: f"{status_text(reply, _now(), state.endpoint)}\n\n{resources_table(used)}",
+    )
