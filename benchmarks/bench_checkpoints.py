@@ -16,7 +16,6 @@ figures are medians of the runs, measured on this machine in this run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -101,7 +100,8 @@ async def fill(plane: Plane, tasks: int) -> None:
             spec = _spec(i)
             if task_id != root_id:
                 spec.parent_id = root_id
-            rec = record_from_spec(task_id, spec, root_id=root_id, agent_type="analyst", created_at=now - 3600 + i / 100)
+            created = now - 3600 + i / 100
+            rec = record_from_spec(task_id, spec, root_id=root_id, agent_type="analyst", created_at=created)
             kind = i % 50
             status = (
                 TaskStatus.QUEUED
@@ -138,7 +138,8 @@ async def fill(plane: Plane, tasks: int) -> None:
                 )
                 batch.attempts.append(attempt_row(a))
         await plane.store.write(batch)
-    assert plane.state is not None and plane.messaging is not None
+    assert plane.state is not None
+    assert plane.messaging is not None
     for i in range(tasks // 10):
         value = orjson.dumps({"progress": i % 100, "findings": [f"shard {i} region north", "units up 3%"]})
         await plane.state.put(f"tree:ROOT{i // 10:05d}", f"results/{i:06d}", value)
@@ -163,10 +164,10 @@ async def fill(plane: Plane, tasks: int) -> None:
 
 def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = dict(os.environ, S3_UPLOAD_PART_MIN_SIZE="1024")
-    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the server's life
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"], stdout=log, stderr=log, env=env
-    )
+    with log_path.open("wb") as log:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"], stdout=log, stderr=log, env=env
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = re.search(rb"Running on (http://127\.0\.0\.1:\d+)", log_path.read_bytes())
@@ -219,7 +220,7 @@ async def bench(tasks: int, runs: int, use_s3: bool) -> list[dict[str, Any]]:
         print(f"filled the store with {tasks:,} tasks in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         targets: list[tuple[str, Any]] = [("local dir", lambda path: LocalTarget(path))]
         if use_s3:
-            import boto3
+            import boto3  # type: ignore[import-untyped]
 
             moto, endpoint = start_moto(root / "moto.log")
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -268,7 +269,8 @@ async def bench(tasks: int, runs: int, use_s3: bool) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    headers = ["target", "tasks", "raw MiB", "stored MiB", "ratio", "write s", "write MiB/s", "restore s", "restore MiB/s"]
+    headers = ["target", "tasks", "raw MiB", "stored MiB", "ratio"]
+    headers += ["write s", "write MiB/s", "restore s", "restore MiB/s"]
     body = [
         [
             r["target"],

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# MAOS against Ray, Celery and Dask on the same machine, one table.
+# MAOS against Ray, Celery and Dask on the same machine, one table (see README.md beside this file).
 #
-#   benchmarks/peers/run.sh [--quick] [--only maos,ray,...] [--json-out FILE]
+#   benchmarks/peers/run.sh [--quick] [--only maos,ray,celery,dask] [--json-out FILE] [--redis-url URL]
 #
 # The peers live only in benchmarks/peers/.venv (never project dependencies).
 # Each peer is installed on its own, so one that cannot install here leaves the
-# others running; its column then says why (the log is in .venv/install-NAME.log).
+# others running; its column then says why (the pip log is .venv/install-NAME.log).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,21 +15,25 @@ python="${PYTHON:-python3}"
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
 fi
 
-# Reinstall only when the project's metadata or this script changed since the last install.
+# Install again only when the project's metadata or this script changed, or the last install was incomplete.
 stamp="$venv/.installed"
-if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ] || [ "${BASH_SOURCE[0]}" -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ] || [ "$here/run.sh" -nt "$stamp" ]; then
   echo "installing MAOS and the peers into $venv ..." >&2
-  "$venv/bin/python" -m pip install -q -e "$repo"
+  if ! "$venv/bin/python" -m pip install -e "$repo" >"$venv/install-maos.log" 2>&1; then
+    echo "error: could not install MAOS into $venv (see $venv/install-maos.log)" >&2
+    exit 1
+  fi
+  complete=1
   for spec in "ray" "celery[redis]" "dask[distributed]"; do
     name="${spec%%[*}"
-    if ! "$venv/bin/python" -m pip install -q "$spec" >"$venv/install-$name.log" 2>&1; then
+    if ! "$venv/bin/python" -m pip install "$spec" >"$venv/install-$name.log" 2>&1; then
       echo "could not install $spec (see $venv/install-$name.log); its column will say so" >&2
+      complete=0
     fi
   done
-  touch "$stamp"
+  if [ "$complete" = 1 ]; then touch "$stamp"; fi
 fi
 
 cd "$repo"

@@ -145,6 +145,23 @@ def test_parallel_efficiency_of_a_finished_tree_matches_task_analyze(client: Cli
     assert summary.parallel_efficiency == pytest.approx(expected, rel=1e-6)
 
 
+def test_message_rates_count_messages_sent(client: Client) -> None:
+    before = client.get_metrics(600).summary.messages_sent
+    task = client.submit_task("a mailbox that waits", agent_type="ghost")  # never runs: its mailbox stays open
+    try:
+        for i in range(3):
+            client.messages.send(task.id, {"n": i})
+
+        def counted() -> admin_pb2.MetricsSummary | None:
+            summary = client.get_metrics(600).summary
+            return summary if summary.messages_sent >= before + 3 else None
+
+        summary = eventually(counted, "3 messages in the metrics")
+        assert summary.messages_sent == before + 3 and summary.messages_per_second > 0
+    finally:
+        client.cancel_task(task.id, "test over")
+
+
 def test_prometheus_endpoint_serves_the_counters(cluster: Cluster, client: Client) -> None:
     with urllib.request.urlopen(metrics_url(cluster), timeout=10) as response:
         assert response.status == 200

@@ -22,7 +22,6 @@ from maos.controlplane.checkpoints._format import (
 )
 from maos.controlplane.checkpoints._records import (
     MESSAGE_COLUMNS,
-    TASK_COLUMNS,
     message_from_row,
     message_row,
     task_from_row,
@@ -46,7 +45,10 @@ def test_rows_writer_builds_one_json_document_from_pages() -> None:
     raw, items = section(rows=50)
     doc = orjson.loads(raw)
     assert items == 50 and doc["section"] == "tasks" and doc["extra"] == 1
-    assert rows_of(doc, ("a", "b"), "here")[49] == {"a": 49, "b": "row 49"}
+    assert rows_of(doc, ("a", "b"), "here")[49] == [49, "row 49"]
+    assert rows_of(doc, ("b", "a"), "here")[49] == ("row 49", 49)  # values in the order asked for
+    with pytest.raises(FailedPrecondition, match="lacks columns c"):
+        rows_of(doc, ("a", "c"), "here")
     empty = orjson.loads(RowsWriter("events", ("x",)).finish())
     assert empty == {"section": "events", "columns": ["x"], "rows": []}
 
@@ -117,14 +119,14 @@ def test_records_round_trip_through_rows_with_binary_bytes() -> None:
     rec = record("T1", TaskStatus.COMPLETED, "h1", 1)
     rec.result, rec.result_type, rec.priority = b"\xff\x00binary", "application/octet-stream", Priority.HIGH
     row = orjson.loads(orjson.dumps(task_row(rec)))
-    assert task_from_row(dict(zip(TASK_COLUMNS, row, strict=True))) == rec
+    assert task_from_row(row) == rec
     msg = StoredMessage(7, "task:T1", "m1", "", "T1", "", 3, b'{"a": 1}', "application/json", 1.0, 2.0)
     row = orjson.loads(orjson.dumps(message_row(msg)))
     assert row[MESSAGE_COLUMNS.index("data")] == '{"a": 1}'  # text stays readable in the checkpoint
-    assert astuple(message_from_row(dict(zip(MESSAGE_COLUMNS, row, strict=True)))) == astuple(msg)
+    assert astuple(message_from_row(row)) == astuple(msg)
     binary = StoredMessage(8, "task:T1", "m2", "", "T1", "", 3, b"\x80\x81", "application/octet-stream", 1.0, 2.0)
     row = orjson.loads(orjson.dumps(message_row(binary)))
-    assert astuple(message_from_row(dict(zip(MESSAGE_COLUMNS, row, strict=True)))) == astuple(binary)
+    assert astuple(message_from_row(row)) == astuple(binary)
 
 
 def test_restore_requeues_work_placed_on_hosts_of_the_past() -> None:

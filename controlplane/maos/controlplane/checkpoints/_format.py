@@ -17,7 +17,9 @@ import hashlib
 import importlib.metadata
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import lz4.frame
@@ -244,8 +246,9 @@ class RowsWriter:
         return b"".join([head, b',"rows":[', b",".join(self._pieces), b"]}"])
 
 
-def rows_of(doc: dict[str, Any], columns: tuple[str, ...], where: str) -> list[dict[str, Any]]:
-    """A section's rows as dicts by column; FailedPrecondition if its columns are not the expected ones."""
+def rows_of(doc: dict[str, Any], columns: tuple[str, ...], where: str) -> list[Sequence[Any]]:
+    """A section's rows, each with its values in the order of `columns` (a checkpoint may list its
+    columns in another order, or more of them); FailedPrecondition if any is missing."""
     got = tuple(doc.get("columns", ()))
     missing = [c for c in columns if c not in got]
     if missing:
@@ -253,7 +256,10 @@ def rows_of(doc: dict[str, Any], columns: tuple[str, ...], where: str) -> list[d
     rows = doc.get("rows")
     if not isinstance(rows, list):
         raise FailedPrecondition(f"{where}: the section has no rows list; the checkpoint is corrupt")
+    if got == columns:
+        return rows
+    pick = itemgetter(*(got.index(c) for c in columns))
     try:
-        return [dict(zip(got, row, strict=True)) for row in rows]
-    except (TypeError, ValueError):
+        return [pick(row) for row in rows]
+    except (IndexError, TypeError, KeyError):
         raise FailedPrecondition(f"{where}: a row does not match the columns; the checkpoint is corrupt") from None

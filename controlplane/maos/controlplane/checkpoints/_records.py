@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import Any
 
 from maos.controlplane.core import AttemptRecord, Priority, TaskEventRecord, TaskRecord, TaskStatus
@@ -150,38 +151,67 @@ def task_row(rec: TaskRecord) -> list[Any]:
     ]
 
 
-def task_from_row(row: dict[str, Any]) -> TaskRecord:
-    task_id = str(row["id"])
-    where = f"task {task_id}"
-    spec = common_pb2.TaskSpec.FromString(unb64(row["spec"], f"{where}'s spec"))
-    rec = record_from_spec(
+def task_from_row(row: Sequence[Any]) -> TaskRecord:
+    """A task from its row (values in TASK_COLUMNS order)."""
+    (
         task_id,
+        root_id,
+        _parent_id,  # the spec carries it
         spec,
-        root_id=row["root_id"],
-        agent_type=row["agent_type"],
-        created_at=float(row["created_at"]),
-        workflow_key=row["workflow_key"] or "",
-        group=bool(row["group"]),
+        created_at,
+        idempotency_key,
+        workflow_key,
+        group,
+        agent_type,
+        plan,
+        status,
+        priority,
+        attempt,
+        failures,
+        host_id,
+        agent_id,
+        queued_at,
+        started_at,
+        finished_at,
+        progress,
+        progress_message,
+        result,
+        result_b64,
+        result_type,
+        error_kind,
+        error_message,
+        log,
+        seq,
+    ) = row
+    where = f"task {task_id}"
+    rec = record_from_spec(
+        str(task_id),
+        common_pb2.TaskSpec.FromString(unb64(spec, f"{where}'s spec")),
+        root_id=root_id,
+        agent_type=agent_type,
+        created_at=float(created_at),
+        workflow_key=workflow_key or "",
+        group=bool(group),
     )
-    rec.idempotency_key = row["idempotency_key"] or ""
-    rec.plan = unb64(row["plan"] or "", f"{where}'s plan")
-    rec.status = _enum(TaskStatus, row["status"], where)
-    rec.priority = _enum(Priority, row["priority"], where)
-    rec.attempt = int(row["attempt"])
-    rec.failures = int(row["failures"])
-    rec.host_id = row["host_id"] or ""
-    rec.agent_id = row["agent_id"] or ""
-    rec.queued_at = float(row["queued_at"])
-    rec.started_at = float(row["started_at"])
-    rec.finished_at = float(row["finished_at"])
-    rec.progress = float(row["progress"])
-    rec.progress_message = row["progress_message"] or ""
-    rec.result = _bytes(row["result"], row["result_base64"], f"{where}'s result")
-    rec.result_type = row["result_type"] or ""
-    rec.error_kind = row["error_kind"] or ""
-    rec.error_message = row["error_message"] or ""
-    rec.log = row["log"] or ""
-    rec.seq = int(row["seq"])
+    rec.idempotency_key = idempotency_key or ""
+    rec.plan = unb64(plan or "", f"{where}'s plan")
+    rec.status = _status(status, where)
+    rec.priority = _priority(priority, where)
+    rec.attempt = int(attempt)
+    rec.failures = int(failures)
+    rec.host_id = host_id or ""
+    rec.agent_id = agent_id or ""
+    rec.queued_at = float(queued_at)
+    rec.started_at = float(started_at)
+    rec.finished_at = float(finished_at)
+    rec.progress = float(progress)
+    rec.progress_message = progress_message or ""
+    rec.result = _bytes(result, result_b64, f"{where}'s result")
+    rec.result_type = result_type or ""
+    rec.error_kind = error_kind or ""
+    rec.error_message = error_message or ""
+    rec.log = log or ""
+    rec.seq = int(seq)
     return rec
 
 
@@ -199,17 +229,18 @@ def event_row(ev: TaskEventRecord) -> list[Any]:
     ]
 
 
-def event_from_row(row: dict[str, Any]) -> TaskEventRecord:
+def event_from_row(row: Sequence[Any]) -> TaskEventRecord:
+    task_id, seq, status, attempt, time, host_id, message, progress, progress_message = row
     return TaskEventRecord(
-        task_id=row["task_id"],
-        seq=int(row["seq"]),
-        status=_enum(TaskStatus, row["status"], f"an event of task {row['task_id']}"),
-        attempt=int(row["attempt"]),
-        time=float(row["time"]),
-        host_id=row["host_id"] or "",
-        message=row["message"] or "",
-        progress=float(row["progress"]),
-        progress_message=row["progress_message"] or "",
+        task_id=task_id,
+        seq=int(seq),
+        status=_status(status, f"an event of task {task_id}"),
+        attempt=int(attempt),
+        time=float(time),
+        host_id=host_id or "",
+        message=message or "",
+        progress=float(progress),
+        progress_message=progress_message or "",
     )
 
 
@@ -228,18 +259,19 @@ def attempt_row(a: AttemptRecord) -> list[Any]:
     ]
 
 
-def attempt_from_row(row: dict[str, Any]) -> AttemptRecord:
+def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
+    task_id, number, host_id, agent_id, dispatched_at, started_at, finished_at, status, kind, message = row
     return AttemptRecord(
-        task_id=row["task_id"],
-        number=int(row["number"]),
-        host_id=row["host_id"] or "",
-        agent_id=row["agent_id"] or "",
-        dispatched_at=float(row["dispatched_at"]),
-        started_at=float(row["started_at"]),
-        finished_at=float(row["finished_at"]),
-        status=_enum(TaskStatus, row["status"], f"an attempt of task {row['task_id']}"),
-        error_kind=row["error_kind"] or "",
-        error_message=row["error_message"] or "",
+        task_id=task_id,
+        number=int(number),
+        host_id=host_id or "",
+        agent_id=agent_id or "",
+        dispatched_at=float(dispatched_at),
+        started_at=float(started_at),
+        finished_at=float(finished_at),
+        status=_status(status, f"an attempt of task {task_id}"),
+        error_kind=kind or "",
+        error_message=message or "",
     )
 
 
@@ -250,14 +282,15 @@ def state_row(e: StateEntry) -> list[Any]:
     return [e.namespace, e.key, e.value.decode("utf-8"), e.version, e.revision, e.updated_at]
 
 
-def state_from_row(row: dict[str, Any]) -> StateEntry:
+def state_from_row(row: Sequence[Any]) -> StateEntry:
+    namespace, key, value, version, revision, updated_at = row
     return StateEntry(
-        namespace=row["namespace"],
-        key=row["key"],
-        value=str(row["value"]).encode("utf-8"),
-        version=int(row["version"]),
-        revision=int(row["revision"]),
-        updated_at=float(row["updated_at"]),
+        namespace=namespace,
+        key=key,
+        value=str(value).encode("utf-8"),
+        version=int(version),
+        revision=int(revision),
+        updated_at=float(updated_at),
     )
 
 
@@ -279,24 +312,36 @@ def message_row(m: StoredMessage) -> list[Any]:
     ]
 
 
-def message_from_row(row: dict[str, Any]) -> StoredMessage:
+def message_from_row(row: Sequence[Any]) -> StoredMessage:
+    seq, mailbox, message_id, sender, recipient, topic, priority, data, data_b64, content_type, sent, expires = row
     return StoredMessage(
-        seq=int(row["seq"]),
-        mailbox=row["mailbox"],
-        id=row["id"],
-        sender=row["sender"],
-        recipient=row["recipient"],
-        topic=row["topic"],
-        priority=int(row["priority"]),
-        data=_bytes(row["data"], row["data_base64"], f"message {row['id']}"),
-        content_type=row["content_type"],
-        sent_at=float(row["sent_at"]),
-        expires_at=float(row["expires_at"]),
+        seq=int(seq),
+        mailbox=mailbox,
+        id=message_id,
+        sender=sender,
+        recipient=recipient,
+        topic=topic,
+        priority=int(priority),
+        data=_bytes(data, data_b64, f"message {message_id}"),
+        content_type=content_type,
+        sent_at=float(sent),
+        expires_at=float(expires),
     )
 
 
-def _enum(cls: type[TaskStatus] | type[Priority], name: Any, where: str) -> Any:
-    try:
-        return cls[str(name)]
-    except KeyError:
-        raise FailedPrecondition(f"{where} has an unknown {cls.__name__} {name!r}; the checkpoint is corrupt") from None
+_STATUSES = {s.name: s for s in TaskStatus}
+_PRIORITIES = {p.name: p for p in Priority}
+
+
+def _status(name: Any, where: str) -> TaskStatus:
+    found = _STATUSES.get(name)
+    if found is None:
+        raise FailedPrecondition(f"{where} has an unknown status {name!r}; the checkpoint is corrupt")
+    return found
+
+
+def _priority(name: Any, where: str) -> Priority:
+    found = _PRIORITIES.get(name)
+    if found is None:
+        raise FailedPrecondition(f"{where} has an unknown priority {name!r}; the checkpoint is corrupt")
+    return found
