@@ -15,8 +15,7 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from maos.client import Client
-from maos.client._checkpoints_client import CheckpointClient
+from maos.client import CheckpointClient, Client
 from maos.testing import ControlPlaneProcess, Daemon, start_agenthost, start_controlplane, wait_for_hosts
 
 TEST_AGENTS = Path(__file__).parents[1] / "agents.yaml"

@@ -31,7 +31,6 @@ def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow
 def test_create_list_show_delete_round_trip_with_maosctl(planes: Any) -> None:
     plane: Plane = planes("cp")
     plane.client().submit_task("waits for a host", agent_type="echo", input={"n": 1})
@@ -125,7 +124,6 @@ def test_restore_onto_an_empty_control_plane_brings_everything_back_and_finishes
     assert task_result(done[ids["after"]]) is not None
 
 
-@pytest.mark.slow
 def test_restore_at_start_up_and_refusal_when_the_store_is_not_empty(planes: Any, tmp_path: Path) -> None:
     source: Plane = planes("source")
     client = source.client()

@@ -20,6 +20,7 @@ def test_exported_members() -> None:
             "AsyncClient",
             "AsyncMessagesClient",
             "AsyncStateClient",
+            "CheckpointClient",
             "Client",
             "MessagesClient",
             "SpecLike",

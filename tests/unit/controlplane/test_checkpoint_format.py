@@ -8,7 +8,7 @@ import orjson
 import pytest
 from maos.controlplane._settings import LiveSettings
 from maos.controlplane.checkpoints import parse_size
-from maos.controlplane.checkpoints._apply import Decoded, requeue_placed
+from maos.controlplane.checkpoints._apply import Decoded, decode_all, requeue_placed
 from maos.controlplane.checkpoints._format import (
     FORMAT_VERSION,
     Manifest,
@@ -21,7 +21,11 @@ from maos.controlplane.checkpoints._format import (
     rows_of,
 )
 from maos.controlplane.checkpoints._records import (
+    ATTEMPT_COLUMNS,
+    EVENT_COLUMNS,
     MESSAGE_COLUMNS,
+    STATE_COLUMNS,
+    TASK_COLUMNS,
     message_from_row,
     message_row,
     task_from_row,
@@ -169,3 +173,30 @@ def test_checkpoint_settings_live_outside_the_core_limits() -> None:
     assert entries["checkpoints.retention.count"] == ("24", "24")
     with pytest.raises(InvalidArgument, match="not a whole number >= 1"):
         settings.apply("checkpoints.retention.count", "0")
+
+
+def test_decoding_refuses_what_the_store_would_refuse_half_way() -> None:
+    def docs(*tasks: TaskRecord) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name, columns, rows in (
+            ("tasks", TASK_COLUMNS, [task_row(t) for t in tasks]),
+            ("events", EVENT_COLUMNS, []),
+            ("attempts", ATTEMPT_COLUMNS, []),
+            ("shared_state", STATE_COLUMNS, []),
+            ("message_queues", MESSAGE_COLUMNS, []),
+        ):
+            writer = RowsWriter(name, columns)
+            writer.add(orjson.loads(orjson.dumps(rows)))
+            out[name] = orjson.loads(writer.finish())
+        out["library"] = {"section": "library"}
+        out["agents"] = {"section": "agents", "hosts": [{"id": "h1"}]}
+        return out
+
+    ok = decode_all("C1", docs(record("T2", TaskStatus.QUEUED), record("T1", TaskStatus.PENDING)))
+    assert [t.id for t in ok.tasks] == ["T1", "T2"] and ok.hosts == ["h1"]  # parents (older ids) first
+    with pytest.raises(FailedPrecondition, match="holds a task id or idempotency key twice"):
+        decode_all("C1", docs(record("T1", TaskStatus.QUEUED), record("T1", TaskStatus.QUEUED)))
+    broken = docs(record("T1", TaskStatus.QUEUED))
+    broken["tasks"]["rows"][0][3] = "bm90IGEgc3BlYw=="  # type: ignore[index]  # base64, but not a TaskSpec
+    with pytest.raises(FailedPrecondition, match="checkpoint C1 holds a malformed record"):
+        decode_all("C1", broken)

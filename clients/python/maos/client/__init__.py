@@ -25,6 +25,7 @@ from ._context import TaskContext as TaskContext
 
 if TYPE_CHECKING:
     from ._async_client import AsyncClient as AsyncClient
+    from ._checkpoints_client import CheckpointClient as CheckpointClient
     from ._config import DEFAULT_ENDPOINT as DEFAULT_ENDPOINT
     from ._config import ENDPOINT_ENV as ENDPOINT_ENV
     from ._config import resolve_endpoint as resolve_endpoint
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "AsyncClient": "._async_client",
+    "CheckpointClient": "._checkpoints_client",
     "Client": "._sync_client",
     "DEFAULT_ENDPOINT": "._config",
     "ENDPOINT_ENV": "._config",
@@ -101,6 +103,7 @@ __all__ = [
     "AsyncClient",
     "AsyncMessagesClient",
     "AsyncStateClient",
+    "CheckpointClient",
     "Client",
     "MessagesClient",
     "SpecLike",

@@ -10,10 +10,12 @@ with `ctx.restore()`). Hosts are not restored; they reconnect by themselves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from maos.controlplane.core import AttemptRecord, TaskEventRecord, TaskRecord, TaskStatus
 from maos.controlplane.messaging import Loaded
 from maos.controlplane.state import StateEntry
@@ -80,8 +82,12 @@ def decode_all(checkpoint_id: str, docs: dict[str, Any]) -> Decoded:
         out.hosts = [str(h["id"]) for h in docs["agents"].get("hosts", [])]
     except FailedPrecondition:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, DecodeError) as exc:
         raise FailedPrecondition(f"{where} holds a malformed record ({type(exc).__name__}: {exc})") from None
+    # What the store would refuse half-way through a restore is refused now, before any write.
+    keys = [rec.idempotency_key for rec in out.tasks if rec.idempotency_key]
+    if len({rec.id for rec in out.tasks}) != len(out.tasks) or len(set(keys)) != len(keys):
+        raise FailedPrecondition(f"{where} holds a task id or idempotency key twice; the checkpoint is corrupt")
     # Parents come before children and dependencies before dependents when ids sort by time.
     out.tasks.sort(key=lambda rec: rec.id)
     return out
@@ -163,14 +169,29 @@ async def write_all(sources: Sources, decoded: Decoded, step: Step) -> dict[str,
     rt = sources.runtime
     store = rt.store
     total = len(decoded.tasks)
+    written = 0
+    commits: list[asyncio.Future[None]] = []
+
+    def committed(n: int) -> Callable[[asyncio.Future[None]], None]:
+        def done(_: asyncio.Future[None]) -> None:
+            nonlocal written
+            written += n
+            step("tasks", written, total)
+
+        return done
+
+    # Every chunk is handed over at once: the store's writer commits while the loop builds the next.
     for i in range(0, total, WRITE_CHUNK):
         chunk = decoded.tasks[i : i + WRITE_CHUNK]
         batch = WriteBatch(inserts=[full_row(rec) for rec in chunk])
         for rec in chunk:
             batch.events += [event_row(ev) for ev in decoded.events.get(rec.id, ())]
             batch.attempts += [attempt_row(a) for a in decoded.attempts.get(rec.id, ())]
-        await store.write(batch)
-        step("tasks", min(i + WRITE_CHUNK, total), total)
+        commit = store.write(batch)
+        commit.add_done_callback(committed(len(chunk)))
+        commits.append(commit)
+        await asyncio.sleep(0)  # let the loop serve other work between chunks
+    await asyncio.gather(*commits)
     await store.write(
         WriteBatch(templates=decoded.templates, batches=decoded.batches, settings=list(decoded.settings.items()))
     )

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from maos.controlplane.state import StateBackend
 
 TASK_PAGE = 1000
+_T = TypeVar("_T")
 STATE_PAGE = 1000
 
 
@@ -83,26 +84,33 @@ async def collect_tasks(sources: Sources, out: Collected, tick: Tick) -> None:
     unfinished = 0
     # Pipelined: the store's reader threads fetch the next page (and this page's events and
     # attempts) while the loop serialises what has arrived.
-    upcoming: asyncio.Future[list[TaskRecord]] | None = asyncio.ensure_future(
-        store.list_tasks(TaskQuery(limit=TASK_PAGE))
-    )
-    while upcoming is not None:
-        page = await upcoming
-        if not page:
-            break
-        upcoming = (
-            asyncio.ensure_future(store.list_tasks(TaskQuery(limit=TASK_PAGE, before_id=page[-1].id)))
-            if len(page) == TASK_PAGE
-            else None
-        )
-        tried = [rec.id for rec in page if rec.attempt > 0]
-        page_events = asyncio.ensure_future(store.events_of([rec.id for rec in page]))
-        page_attempts = asyncio.ensure_future(store.attempts_of(tried) if tried else _no_attempts())
-        tasks.add([task_row(rec) for rec in page])
-        unfinished += sum(1 for rec in page if not rec.final)
-        events.add([event_row(ev) for ev in await page_events])
-        attempts.add([attempt_row(a) for a in await page_attempts])
-        tick("tasks", tasks.items, max(total, tasks.items))
+    reads: list[asyncio.Future[Any]] = []
+
+    def read(call: Awaitable[_T]) -> asyncio.Future[_T]:
+        future = asyncio.ensure_future(call)
+        reads.append(future)
+        return future
+
+    try:
+        upcoming: asyncio.Future[list[TaskRecord]] | None = read(store.list_tasks(TaskQuery(limit=TASK_PAGE)))
+        while upcoming is not None:
+            page = await upcoming
+            if not page:
+                break
+            more = len(page) == TASK_PAGE
+            upcoming = read(store.list_tasks(TaskQuery(limit=TASK_PAGE, before_id=page[-1].id))) if more else None
+            tried = [rec.id for rec in page if rec.attempt > 0]
+            page_events = read(store.events_of([rec.id for rec in page]))
+            page_attempts = read(store.attempts_of(tried) if tried else _no_attempts())
+            tasks.add([task_row(rec) for rec in page])
+            unfinished += sum(1 for rec in page if not rec.final)
+            events.add([event_row(ev) for ev in await page_events])
+            attempts.add([attempt_row(a) for a in await page_attempts])
+            tick("tasks", tasks.items, max(total, tasks.items))
+            reads[:] = [f for f in reads if not f.done()]  # the next page, in flight
+    finally:
+        for future in reads:  # a failed or abandoned checkpoint leaves no read behind
+            future.cancel()
     out.sections["tasks"] = (tasks.finish(), tasks.items)
     out.sections["events"] = (events.finish(), events.items)
     out.sections["attempts"] = (attempts.finish(), attempts.items)

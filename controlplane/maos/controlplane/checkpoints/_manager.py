@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from maos.errors import FailedPrecondition, InvalidArgument, MaosError
@@ -82,7 +82,6 @@ class _Throttle:
     sink: ProgressFn | None
     last: float = 0.0
     phase: str = ""
-    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __call__(self, progress: Progress, force: bool = False) -> None:
         if self.sink is None:

@@ -103,11 +103,12 @@ class LocalTarget:
             await asyncio.gather(*(asyncio.to_thread(put, name, data) for name, data in objects))
             await asyncio.to_thread(put, MANIFEST, manifest())
             await asyncio.to_thread(_publish, partial, final)
-        except OSError as exc:
-            await asyncio.to_thread(shutil.rmtree, partial, True)
-            raise Unavailable(
-                f"cannot write checkpoint {checkpoint_id} to {self.root}: {exc.strerror or exc}"
-            ) from None
+        except BaseException as exc:  # failed or abandoned: leave nothing half-written behind
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, partial, True))
+            if isinstance(exc, OSError):
+                why = exc.strerror or exc
+                raise Unavailable(f"cannot write checkpoint {checkpoint_id} to {self.root}: {why}") from None
+            raise
 
     async def read(self, checkpoint_id: str, name: str) -> bytes:
         path = self.root / checkpoint_id / name
