@@ -14,6 +14,8 @@ import asyncio
 import time
 from typing import Any
 
+from maos.errors import ResourceExhausted
+
 
 def receiver(ctx: Any, data: Any) -> dict[str, Any]:
     ctx.state.put("receiver", ctx.task_id)
@@ -22,7 +24,10 @@ def receiver(ctx: Any, data: Any) -> dict[str, Any]:
     latencies: list[float] = []
     first = last = 0.0
     while len(seen) < count:
-        for msg in ctx.messages.receive(timeout=60, max=1000):
+        batch = ctx.messages.receive(timeout=60, max=1000)
+        if not batch:
+            raise RuntimeError(f"no message for 60 s after {len(seen)} of {count}")
+        for msg in batch:
             now = time.time()
             first = first or now
             last = now
@@ -59,12 +64,17 @@ async def _send_windowed(ctx: Any, to: str, count: int, batch: int, window: int,
 
     async def one(lo: int, hi: int) -> None:
         async with slots:
-            if batch == 1:
-                await ctx.messages.send_async(to, {"t": time.time(), "f": filler})
-            else:
-                now = time.time()
-                await ctx.messages.send_many_async(
-                    [{"to_task_id": to, "payload": {"t": now, "f": filler}} for _ in range(lo, hi)]
-                )
+            while True:
+                try:
+                    if batch == 1:
+                        await ctx.messages.send_async(to, {"t": time.time(), "f": filler})
+                    else:
+                        now = time.time()
+                        await ctx.messages.send_many_async(
+                            [{"to_task_id": to, "payload": {"t": now, "f": filler}} for _ in range(lo, hi)]
+                        )
+                    return
+                except ResourceExhausted:
+                    await asyncio.sleep(0.005)  # the receiver's mailbox is full: back off, as a real sender must
 
     await asyncio.gather(*(one(lo, hi) for lo, hi in calls))

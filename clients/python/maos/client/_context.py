@@ -413,6 +413,8 @@ class TaskContext:
     def _close(self) -> None:
         """The attempt is over: deliver the last held-back progress, then detach from the runtime."""
         self.flush_progress()
+        if self._messages is not None:
+            self._messages.flush()
         self._runtime = None
 
 

@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,15 @@ class _Inbox:
             self.remember(msg.id)
             out.append(msg)
         return out
+
+
+def _ack_quietly(client: MessagesClient, mailbox: str, ids: list[str]) -> None:
+    from maos.errors import MaosError
+
+    try:
+        client.ack(mailbox, ids)
+    except MaosError:
+        pass  # unacknowledged: redelivered after the lease, and dropped as already seen
 
 
 def _parse_vote(msg: messages_pb2.Message) -> tuple[str, str, bytes] | None:
@@ -240,9 +250,28 @@ class TaskMessages:
         self._inbox = _Inbox()
         self._sync: MessagesClient | None = None
         self._async: tuple[asyncio.AbstractEventLoop, AsyncMessagesClient] | None = None
+        # Acks of what `receive` handed out go in the background, off the message's path; `flush`
+        # (called when the attempt ends) waits for them. A lost ack only means a redelivery,
+        # which the seen-ids memory drops.
+        self._acker: ThreadPoolExecutor | None = None
+        self._acks: list[Future[Any]] = []
 
     def __repr__(self) -> str:
         return f"TaskMessages(task_id={self.task_id!r})"
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait (up to `timeout` s) until the acknowledgements `receive` sent are answered."""
+        acks, self._acks = self._acks, []
+        wait(acks, timeout=timeout)
+        if self._acker is not None:
+            self._acker.shutdown(wait=False)
+            self._acker = None
+
+    def _ack_in_background(self, client: MessagesClient, ids: list[str]) -> None:
+        if self._acker is None:
+            self._acker = ThreadPoolExecutor(1, thread_name_prefix="maos-acks")
+        self._acks = [f for f in self._acks if not f.done()]
+        self._acks.append(self._acker.submit(_ack_quietly, client, self.mailbox, ids))
 
     # ---------------------------------------------------------------- clients
 
@@ -321,7 +350,8 @@ class TaskMessages:
         """Messages from this task's mailbox, in priority order: up to `max`, waiting up to
         `timeout` seconds for the first (None: until one arrives; 0: do not wait).
 
-        What is returned is acknowledged; redeliveries of ids already returned are dropped.
+        What is returned is acknowledged (in the background: `flush` waits for it); redeliveries
+        of ids already returned are dropped.
         """
         client = self._client()
         out = self._inbox.take_aside(max)
@@ -335,7 +365,7 @@ class TaskMessages:
             if deadline is not None and time.monotonic() >= deadline:
                 break
         if out:
-            client.ack(self.mailbox, [m.id for m in out])
+            self._ack_in_background(client, [m.id for m in out])
         return [_received(m) for m in out]
 
     def subscribe(
