@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class Outgoing:
     trace_context: dict[str, str] | None = None  # the sender's W3C context (see maos.tracing)
 
 
+@functools.lru_cache(maxsize=256)  # a handful of content types, checked once per message
 def is_json(content_type: str) -> bool:
     """True for content types whose bytes must parse as JSON ("" means JSON)."""
     base = content_type.partition(";")[0].strip().lower()
