@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maos.client._endpoints import parse_endpoints
 from maos.errors import InvalidArgument
 from maos.tracing import OFF, TRACING_ENV, TracingSpec, parse_spec, spec_from_env
 
@@ -39,7 +40,8 @@ def default_host_id() -> str:
 class AgentHostConfig:
     """Settings of one agent host process.
 
-    controlplane                 HOST:PORT of the control plane ($MAOS_ENDPOINT, else 127.0.0.1:7700)
+    controlplane                 HOST:PORT of the control plane ($MAOS_ENDPOINT, else 127.0.0.1:7700);
+                                 several comma-separated for active/standby control planes
     workers                      worker processes = task slots (default: CPU count)
     agents_file                  YAML with agent types merged over the built-ins (None: built-ins only)
     host_id                      identity on the control plane; stable for the process lifetime
@@ -80,9 +82,7 @@ class AgentHostConfig:
     local_message_delivery: bool = True
 
     def __post_init__(self) -> None:
-        host, sep, port = self.controlplane.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise InvalidArgument(f"controlplane must be HOST:PORT (e.g. 127.0.0.1:7700), got {self.controlplane!r}")
+        parse_endpoints(self.controlplane)  # HOST:PORT, or several comma-separated (active/standby)
         if not 1 <= self.workers <= 1024:
             raise InvalidArgument(f"workers must be from 1 to 1024, got {self.workers}")
         if not self.host_id or len(self.host_id) > 128 or any(c.isspace() for c in self.host_id):
@@ -106,7 +106,8 @@ def build_arg_parser(prog: str = "python -m maos.agenthost") -> argparse.Argumen
         "--controlplane",
         metavar="HOST:PORT",
         default=None,
-        help=f"control plane address (default: ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})",
+        help=f"control plane address, or several comma-separated for active/standby control planes "
+        f"(default: ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})",
     )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     p.add_argument("--agents", type=Path, default=None, metavar="FILE", help="agent profiles YAML (added to built-ins)")

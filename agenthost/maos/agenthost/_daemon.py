@@ -307,8 +307,14 @@ class AgentHost:
             kind = item.WhichOneof("item")
             if kind == "assignment":
                 a = item.assignment
-                if (a.task_id, a.attempt) in self._unacked:
-                    continue  # already ran; its result is on the way
+                done = self._unacked.get((a.task_id, a.attempt))
+                if done is not None:
+                    # Already ran under this very lease: a control plane that had not seen the result
+                    # (a restart, a failover) assigned it again. Send the result again for it: the
+                    # earlier copy may have reached it before the lease existed, and been dropped.
+                    if self._link is not None:
+                        self._link.send(*done)
+                    continue
                 if self._shutdown is not None:
                     # Neither run nor given back: a CANCELLED result would make the control plane requeue
                     # the task, possibly straight back to us. Unanswered, it counts against our credit (so

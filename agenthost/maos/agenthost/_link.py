@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 import grpc.aio
+from maos.client._endpoints import EndpointRotation, parse_endpoints
 from maos.v1 import common_pb2, hosts_pb2, hosts_pb2_grpc
 from maos.wire import decode_envelope, encode_envelope
 
@@ -72,6 +73,7 @@ class ControlPlaneLink:
         self._flushed.set()
         self._call: _Call | None = None
         self._dropped = 0
+        self._endpoints = EndpointRotation(parse_endpoints(config.controlplane))
         self.sessions = 0
         metadata = [("authorization", f"Bearer {config.token}")] if config.token else []
         self._metadata = tuple(metadata)
@@ -105,7 +107,8 @@ class ControlPlaneLink:
         config = self._config
         failures = 0
         while not self._closing:
-            logger.info("connecting to the control plane at %s (attempt %d)", config.controlplane, failures + 1)
+            target = self._endpoints.current
+            logger.info("connecting to the control plane at %s (attempt %d)", target, failures + 1)
             registered_before = self.sessions
             try:
                 await self._session()
@@ -118,12 +121,19 @@ class ControlPlaneLink:
                 reason = f"{type(exc).__name__}: {exc}"
             if self._closing:
                 break
+            if len(self._endpoints.endpoints) > 1 or "the leader is" in reason:
+                # Active/standby: the leader a standby named, else the next address.
+                self._endpoints.failed(reason)
             # A session that got as far as Registered resets the backoff.
             failures = 0 if self.sessions > registered_before else failures + 1
             cap = min(config.reconnect_max_seconds, config.reconnect_initial_seconds * 2 ** max(0, failures - 1))
             delay = random.uniform(0, cap)
             logger.info(
-                "control plane at %s unreachable or lost (%s); retrying in %.2fs", config.controlplane, reason, delay
+                "control plane at %s unreachable or lost (%s); trying %s in %.2fs",
+                target,
+                reason,
+                self._endpoints.current,
+                delay,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._close_event.wait(), delay)
@@ -155,7 +165,7 @@ class ControlPlaneLink:
         # Items queued in an earlier session are stale; results among them are resent from the handler.
         while not self._queue.empty():
             self._queue.get_nowait()
-        async with grpc.aio.insecure_channel(config.controlplane, options=options) as channel:
+        async with grpc.aio.insecure_channel(self._endpoints.current, options=options) as channel:
             stub: HostServiceAsyncStub = hosts_pb2_grpc.HostServiceStub(channel)
             # No request iterator: this side writes with call.write() (grpc-stubs does not know that form).
             call: _Call = stub.Connect(metadata=self._metadata or None)  # type: ignore[call-arg]

@@ -67,8 +67,9 @@ def test_log_level_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"controlplane": "nohostport"}, "controlplane must be HOST:PORT"),
-        ({"controlplane": "host:99999"}, "controlplane must be HOST:PORT"),
+        ({"controlplane": "nohostport"}, "endpoint must be HOST:PORT"),
+        ({"controlplane": "127.0.0.1:7700,bad"}, "endpoint must be HOST:PORT"),
+        ({"controlplane": "host:99999"}, "endpoint must be HOST:PORT"),
         ({"workers": 0}, "workers must be from 1 to 1024"),
         ({"host_id": "has space"}, "host_id must be"),
         ({"kill_grace_seconds": 0}, "kill_grace_seconds must be in"),

@@ -27,6 +27,7 @@ from maos.v1 import (
 )
 
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, messages_endpoint, resolve_endpoint
+from ._endpoints import EndpointRotation, parse_endpoints, worth_another_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._messages_client import AsyncMessagesClient
@@ -73,6 +74,8 @@ class AsyncClient:
     def __init__(self, endpoint: str | None = None, *, timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS) -> None:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
+        # Several comma-separated endpoints: active/standby control planes (see Client).
+        self._rotation = EndpointRotation(parse_endpoints(self.endpoint))
         self._open_stubs: _Stubs | None = None
         self._messages: AsyncMessagesClient | None = None
         self._messages_channel: grpc.aio.Channel | None = None
@@ -82,7 +85,7 @@ class AsyncClient:
         if self._open_stubs is None:
             # Traced (a span per call, its context in the metadata) only when $MAOS_TRACING says so.
             channel = grpc.aio.insecure_channel(
-                self.endpoint, options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
+                self._rotation.current, options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
             )
             self._open_stubs = _Stubs(
                 channel,
@@ -99,6 +102,17 @@ class AsyncClient:
         try:
             return await call
         except grpc.RpcError as exc:
+            details = str(exc.details()) if isinstance(exc, grpc.aio.AioRpcError) else ""
+            code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+            if code == grpc.StatusCode.UNAVAILABLE and worth_another_endpoint(details):
+                if len(self._rotation.endpoints) > 1 or "the leader is" in details:
+                    # The call never took effect: the next one goes to the leader (or the next address).
+                    self._rotation.failed(details)
+                    self._state = None
+                    self._messages = None
+                    stubs, self._open_stubs = self._open_stubs, None
+                    if stubs is not None:
+                        await stubs.channel.close(None)
             raise from_rpc_error(exc, self.endpoint) from exc
 
     @property

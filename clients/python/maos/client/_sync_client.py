@@ -26,6 +26,7 @@ from maos.v1 import (
 )
 
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, messages_endpoint, resolve_endpoint
+from ._endpoints import EndpointRotation, parse_endpoints, worth_another_endpoint
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._messages_client import MessagesClient
@@ -43,6 +44,9 @@ from ._waiting import WAIT_CHUNK_SECONDS, WaitClock
 
 _Req = TypeVar("_Req")
 _R = TypeVar("_R")
+# Between tries of another endpoint after a standby's refusal or an unreachable address.
+FAILOVER_FIRST_PAUSE_SECONDS = 0.05
+FAILOVER_MAX_PAUSE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Client:
     def __init__(self, endpoint: str | None = None, *, timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS) -> None:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
+        # Several comma-separated endpoints: active/standby control planes; calls move to the leader.
+        self._rotation = EndpointRotation(parse_endpoints(self.endpoint))
         self._open_stubs: _Stubs | None = None
         self._messages: MessagesClient | None = None
         self._messages_channel: grpc.Channel | None = None
@@ -74,7 +80,7 @@ class Client:
     def _stubs(self) -> _Stubs:
         if self._open_stubs is None:
             # Traced (a span per call, its context in the metadata) only when $MAOS_TRACING says so.
-            channel = tracing.intercept_channel(grpc.insecure_channel(self.endpoint, options=CHANNEL_OPTIONS))
+            channel = tracing.intercept_channel(grpc.insecure_channel(self._rotation.current, options=CHANNEL_OPTIONS))
             self._open_stubs = _Stubs(
                 channel,
                 tasks_pb2_grpc.TaskServiceStub(channel),
@@ -93,10 +99,41 @@ class Client:
         timeout: float | None = None,
         metadata: tuple[tuple[str, str], ...] = (),
     ) -> _R:
-        try:
-            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=metadata or None)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, self.endpoint) from exc
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        pause = FAILOVER_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                return method(request, timeout=max(0.001, deadline - time.monotonic()), metadata=metadata or None)
+            except grpc.RpcError as exc:
+                moved = self._failover(exc, method)
+                if moved is None or time.monotonic() + pause >= deadline:
+                    raise from_rpc_error(exc, self.endpoint) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, FAILOVER_MAX_PAUSE_SECONDS)
+                method = moved
+
+    def _failover(self, exc: grpc.RpcError, method: Any) -> Any | None:
+        """After an UNAVAILABLE that never took effect (a standby, an unreachable address) with
+        other endpoints to try: reconnect to the next one and return the method there."""
+        if len(self._rotation.endpoints) < 2 and "the leader is" not in str(exc.details()):
+            return None
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            return None
+        details = str(exc.details())
+        if not worth_another_endpoint(details):
+            return None
+        old = self._open_stubs
+        self._rotation.failed(details)
+        self._reset_channel()
+        return _same_method(old, self._stubs(), method) if old is not None else None
+
+    def _reset_channel(self) -> None:
+        self._state = None
+        self._messages = None
+        stubs, self._open_stubs = self._open_stubs, None
+        if stubs is not None:
+            stubs.channel.close()
 
     @property
     def messages(self) -> MessagesClient:
@@ -162,10 +199,9 @@ class Client:
         Each call is all-or-nothing; when several are needed, an error in a later
         one leaves the earlier ones submitted.
         """
-        stub = self._stubs().tasks
         tasks: list[common_pb2.Task] = []
         for request in submit_batches(specs):
-            reply: tasks_pb2.SubmitTasksResponse = self._call(stub.SubmitTasks, request)
+            reply: tasks_pb2.SubmitTasksResponse = self._call(self._stubs().tasks.SubmitTasks, request)
             tasks.extend(reply.tasks)
         return tasks
 
@@ -216,10 +252,9 @@ class Client:
             page_size=page_size,
             include_result=include_result,
         )
-        stub = self._stubs().tasks
         seen = 0
         while True:
-            reply: tasks_pb2.ListTasksResponse = self._call(stub.ListTasks, request)
+            reply: tasks_pb2.ListTasksResponse = self._call(self._stubs().tasks.ListTasks, request)
             for task in reply.tasks:
                 if limit is not None and seen >= limit:
                     return
@@ -273,12 +308,11 @@ class Client:
         """
         ids = list(ids)
         clock = WaitClock(timeout)
-        stub = self._stubs().tasks
         while True:
             chunk = clock.next_chunk(WAIT_CHUNK_SECONDS)
             request = tasks_pb2.WaitTasksRequest(ids=ids, timeout_seconds=chunk, include_result=include_result)
             reply: tasks_pb2.WaitTasksResponse = self._call(
-                stub.WaitTasks, request, chunk + self.timeout, caller_metadata()
+                self._stubs().tasks.WaitTasks, request, chunk + self.timeout, caller_metadata()
             )
             if not reply.timed_out or clock.expired():
                 return list(reply.tasks)
@@ -479,3 +513,12 @@ class Client:
         request = admin_pb2.ListAlertsRequest(active_only=active_only, limit=limit)
         reply: admin_pb2.ListAlertsResponse = self._call(self._stubs().admin.ListAlerts, request)
         return list(reply.alerts)
+
+
+def _same_method(old: _Stubs, new: _Stubs, method: Any) -> Any | None:
+    """`method` (a stub's callable on the old channel) as the same stub's callable on the new one."""
+    for field in ("tasks", "hosts", "agents", "admin", "templates", "batches"):
+        for name, value in vars(getattr(old, field)).items():
+            if value is method:
+                return getattr(getattr(new, field), name)
+    return None
