@@ -123,3 +123,31 @@ def checkpoint_then_fail(ctx: Any, data: Any) -> dict[str, Any]:
         ctx.checkpoint({"step": 3, "first_restore": ctx.restore(), "saved_by": ctx.attempt})
         raise RuntimeError("attempt 1 fails after its checkpoint")
     return {"attempt": ctx.attempt, "restored": ctx.restore()}
+
+
+def news_reader(ctx: Any, data: Any) -> Any:
+    """Subscribe to topic `news` and read `count` messages; then tell the writer to stop."""
+    count = int(data["count"])
+    values: list[int] = []
+    for msg in ctx.messages.subscribe("news"):
+        values.append(int(msg.value))
+        if len(values) == count:
+            break
+    ctx.state.put("reader-done", True)
+    return values
+
+
+def news_writer(ctx: Any, data: Any) -> Any:
+    """Publish numbered messages to topic `news` until the reader has had enough: the reader's
+    subscription starts at some message, and from there it must see every one, in order."""
+    import time
+
+    deadline = time.monotonic() + 60
+    i = 0
+    while ctx.state.get("reader-done") is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the reader never finished")
+        ctx.messages.publish("news", i)
+        i += 1
+        time.sleep(0.002)
+    return i

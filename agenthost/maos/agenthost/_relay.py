@@ -88,6 +88,7 @@ class LocalMailbox:
     box: Mailbox
     local_ids: set[str] = field(default_factory=set)  # messages sent on this host (not from upstream)
     subscribed: bool = False
+    streams: int = 0  # Subscribe streams reading it now
     error: MaosError | None = None
     last_read: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)

@@ -20,10 +20,10 @@ from typing import Any
 
 import grpc
 from maos.controlplane.api._errors import ErrorMappingInterceptor
-from maos.errors import InvalidArgument
+from maos.errors import InvalidArgument, ResourceExhausted
 from maos.v1 import messages_pb2, messages_pb2_grpc
 
-from ._relay import MessageRelay
+from ._relay import LocalMailbox, MessageRelay
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 TASK_ID_METADATA = "maos-task-id"
@@ -86,11 +86,24 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
         _check_read(request.max_in_flight, 0.0, request.lease_seconds, limits.max_in_flight)
         credit = request.max_in_flight or limits.default_max_in_flight
         lm = self._relay.readable(_caller(context), request.mailbox)
+        if lm.streams >= limits.max_streams_per_mailbox:
+            raise ResourceExhausted(
+                f"mailbox {lm.name} already has {lm.streams} subscriber stream(s), the limit; "
+                "close the other one or read with Receive"
+            )
+        lm.streams += 1
+        try:
+            async for msg in self._stream(lm, credit, request.lease_seconds):
+                yield msg
+        finally:
+            lm.streams -= 1
+
+    async def _stream(self, lm: LocalMailbox, credit: int, lease_seconds: float) -> AsyncIterator[messages_pb2.Message]:
         while True:
             if lm.error is not None:
                 raise lm.error
             room = credit - lm.box.in_flight
-            taken = self._relay.take(lm, room, request.lease_seconds) if room > 0 else []
+            taken = self._relay.take(lm, room, lease_seconds) if room > 0 else []
             if taken:
                 for msg in taken:
                     yield msg

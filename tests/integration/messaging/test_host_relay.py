@@ -129,3 +129,33 @@ def test_a_message_to_an_agent_reaches_the_task_it_runs(fresh_cluster: Cluster) 
         client.cancel_task(task.id)
     missing = runner.invoke(cli, ["--endpoint", c.endpoint, "msg", "send", "--agent", "no-such-agent", "1"])
     assert missing.exit_code == 1 and "not running a task" in missing.output, missing.output
+
+
+def test_a_topic_subscriber_on_one_host_gets_every_message_published_on_another(
+    fresh_cluster: Cluster, tmp_path: Path
+) -> None:
+    c = fresh_cluster
+    c.start_controlplane()
+    for name, only in (("reading", "news-reader"), ("writing", "news-writer")):
+        agents = _agents_file(tmp_path, name, only)
+        c.hosts.append(start_agenthost(c.endpoint, c.root / "hosts", workers=1, agents=agents, host_id=name))
+    wait_for_hosts(c.endpoint, 2)
+
+    def node(key: str, agent_type: str) -> tasks_pb2.WorkflowNode:
+        payload = common_pb2.Payload(data=b'{"count": 200}', content_type="application/json")
+        return tasks_pb2.WorkflowNode(
+            key=key, spec=common_pb2.TaskSpec(description=key, agent_type=agent_type, input=payload)
+        )
+
+    reply = c.api.tasks.SubmitWorkflow(
+        tasks_pb2.SubmitWorkflowRequest(
+            root=common_pb2.TaskSpec(description="news"),
+            nodes=[node("reader", "news-reader"), node("writer", "news-writer")],
+        ),
+        timeout=10,
+    )
+    root = c.api.wait_one(reply.root.id, timeout=90)
+    assert root.status == common_pb2.TASK_STATUS_COMPLETED, (root.error, c.logs())
+    values = result_of(c.api.get(reply.task_ids["reader"]))
+    assert values == list(range(values[0], values[0] + 200))  # from its first message on: all, in order
+    assert c.api.get(reply.task_ids["reader"]).attempts[-1].host_id == "reading"
