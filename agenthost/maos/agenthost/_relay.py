@@ -188,10 +188,13 @@ class MessageRelay:
         limits = self.config.limits
         lease = lease_seconds or limits.default_lease_seconds
         while True:
-            if lm.error is not None:
-                self._boxes.pop(lm.name, None)
-                raise lm.error
             taken = self._take(lm, max_messages, lease)
+            if not taken and lm.error is not None:
+                # The control plane refused the subscription: say why (a later read tries again).
+                error, lm.error = lm.error, None
+                if not len(lm.box):
+                    self._boxes.pop(lm.name, None)
+                raise error
             remaining = deadline - loop.time()
             if taken or remaining <= 0:
                 return taken

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from maos.agenthost._relay import MessageRelay, RelayConfig
 from maos.controlplane.messaging import MessagingConfig
-from maos.errors import PermissionDenied, ResourceExhausted, Unavailable
+from maos.errors import NotFound, PermissionDenied, ResourceExhausted, Unavailable
 from maos.v1 import common_pb2, hosts_pb2, messages_pb2
 
 
@@ -154,3 +154,11 @@ async def test_a_lapsed_local_lease_is_redelivered() -> None:
     (again,) = await relay.receive("B", "", 1, 0, 30)
     assert again.id == first.id and again.delivery_count == 2
     assert relay.message_stats().redelivered == 1
+
+
+async def test_a_subscription_the_control_plane_refuses_fails_the_reader_with_its_reason() -> None:
+    relay, _ = _relay()
+    assert await relay.receive("A", "topic:news/A", 10, 0, 30) == []
+    relay.on_closed(hosts_pb2.MailboxClosed(mailbox="topic:news/A", code=5, error="no such topic"))
+    with pytest.raises(NotFound, match="no such topic"):
+        await relay.receive("A", "topic:news/A", 10, 0, 30)
