@@ -29,6 +29,7 @@ that went through the control plane is persisted there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -116,6 +117,8 @@ class MessageRelay:
         self._seq = itertools.count(1)
         self._ids = UlidGenerator()
         self._pending_acks: dict[str, list[str]] = {}
+        # Unread local messages of ended tasks, waiting to go to the control plane: (sender, batch).
+        self._handovers: list[tuple[str, messages_pb2.SendBatchRequest]] = []
         self._ack_flush_scheduled = False
         self.stats = RelayStats()
 
@@ -294,6 +297,7 @@ class MessageRelay:
         """A new stream: subscribe again what agents here read, and send the acks held meanwhile."""
         for lm in self._boxes.values():
             self._ensure_subscribed(lm)
+        self._send_handovers()
         self._flush_acks()
 
     def sweep(self, now: float) -> None:
@@ -462,10 +466,28 @@ class MessageRelay:
                 item.payload.data = m.data
                 item.payload.content_type = m.content_type
             if batch.messages:
-                task = asyncio.ensure_future(
-                    self._call(sender, hosts_pb2.MessageCall(send_batch=batch), len(batch.messages), batch.ByteSize())
-                )
-                task.add_done_callback(_log_hand_over)
+                self._handovers.append((sender, batch))
+        self._send_handovers()
+
+    def _send_handovers(self) -> None:
+        """Send the hand-overs waiting; one that fails for want of a stream waits for the next
+        (the ids make a resend harmless); one the control plane refuses is logged and dropped."""
+        if not self._connected():
+            return
+        waiting, self._handovers = self._handovers, []
+        for sender, batch in waiting:
+            call = hosts_pb2.MessageCall(send_batch=batch)
+            task = asyncio.ensure_future(self._call(sender, call, len(batch.messages), batch.ByteSize()))
+            task.add_done_callback(functools.partial(self._handed_over, sender, batch))
+
+    def _handed_over(
+        self, sender: str, batch: messages_pb2.SendBatchRequest, fut: asyncio.Future[hosts_pb2.MessageReply]
+    ) -> None:
+        error = None if fut.cancelled() else fut.exception()
+        if isinstance(error, Unavailable):
+            self._handovers.append((sender, batch))  # the stream went away: again on the next one
+        elif error is not None:
+            log.warning("could not hand %d unread local messages to the control plane: %s", len(batch.messages), error)
 
     def _queue_acks(self, mailbox: str, ids: list[str]) -> None:
         self._pending_acks.setdefault(mailbox, []).extend(ids)
@@ -523,8 +545,3 @@ class MessageRelay:
             self.stats.batches_up += 1
             self.stats.bytes_raw += size or item.ByteSize()
         return sent
-
-
-def _log_hand_over(fut: asyncio.Future[hosts_pb2.MessageReply]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("could not hand unread local messages to the control plane: %s", fut.exception())

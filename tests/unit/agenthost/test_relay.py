@@ -162,3 +162,16 @@ async def test_a_subscription_the_control_plane_refuses_fails_the_reader_with_it
     relay.on_closed(hosts_pb2.MailboxClosed(mailbox="topic:news/A", code=5, error="no such topic"))
     with pytest.raises(NotFound, match="no such topic"):
         await relay.receive("A", "topic:news/A", 10, 0, 30)
+
+
+async def test_a_hand_over_without_a_stream_waits_for_the_next_one() -> None:
+    relay, up = _relay()
+    await relay.send("A", _send("B", '"unread"', message_id="local-1"))
+    up.up = False
+    relay.task_ended("B")
+    assert up.calls() == []
+    up.up = True
+    relay.on_connected()
+    await asyncio.sleep(0)
+    (handover,) = [c for c in up.calls() if c.WhichOneof("call") == "send_batch"]
+    assert [m.message_id for m in handover.send_batch.messages] == ["local-1"]
