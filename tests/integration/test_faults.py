@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import time
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from maos.v1 import common_pb2
 
 from tests.integration.conftest import Cluster
@@ -14,20 +15,33 @@ from tests.integration.conftest import Cluster
 COMPLETED = common_pb2.TASK_STATUS_COMPLETED
 
 
+def _seconds(stamp: Timestamp) -> float:
+    return stamp.seconds + stamp.nanos / 1e9
+
+
 def test_sigkill_a_host_mid_task_and_the_other_host_finishes_it(fresh_cluster: Cluster) -> None:
+    heartbeat = 0.5
     c = fresh_cluster
-    c.start_controlplane(extra=["--heartbeat-interval", "0.5"])
-    first = c.add_host(workers=1, host_id="first")
-    task = c.api.submit("long enough to be killed", "sleeper", {"seconds": 2.0})
+    c.start_controlplane(extra=["--heartbeat-interval", str(heartbeat)])
+    first = c.add_host(workers=2, host_id="first")
+    tasks = [c.api.submit(f"long enough to be killed {i}", "sleeper", {"seconds": 2.0}) for i in range(2)]
     deadline = time.monotonic() + 10
-    while c.api.get(task.id).status != common_pb2.TASK_STATUS_RUNNING:
+    while any(c.api.get(t.id).status != common_pb2.TASK_STATUS_RUNNING for t in tasks):
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    c.add_host(workers=1, host_id="second")
+    c.add_host(workers=2, host_id="second")
+    killed_at = time.time()  # wall clock, as the task records' timestamps
     first.kill()
-    done = c.api.wait_one(task.id, timeout=30)
-    assert done.status == COMPLETED, c.logs()
-    assert done.placement.host_id == "second" and done.attempt == 2
+    for task in tasks:
+        done = c.api.wait_one(task.id, timeout=30)
+        assert done.status == COMPLETED, c.logs()
+        assert done.placement.host_id == "second" and done.attempt == 2
+        # It finished elsewhere within 3 heartbeat intervals of the kill, beyond its own run time:
+        # the kill was noticed, the task re-queued and started on the other host in that time.
+        run_time = _seconds(done.finished_at) - _seconds(done.started_at)
+        late = (_seconds(done.finished_at) - killed_at - run_time) / heartbeat
+        print(f"\n{task.id}: finished {late:.2f} heartbeat intervals after the kill, beyond its {run_time:.2f}s run")
+        assert late <= 3, f"took {late:.1f} heartbeat intervals beyond its run time"
 
 
 def test_sigkill_the_controlplane_mid_run_and_every_task_completes_once(fresh_cluster: Cluster) -> None:

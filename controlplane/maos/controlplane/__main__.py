@@ -86,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
             acquire_timeout_seconds=args.store_acquire_timeout,
             recycle_seconds=args.store_recycle_seconds,
             application_name=args.store_application_name,
+            outage_limit_seconds=args.store_outage_limit,
         ),
         tracing=parse_spec(args.tracing),
         checkpoints=checkpoint_config(args),
@@ -127,6 +128,15 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.acquire_timeout_seconds,
         help=f"seconds to wait for a free connection before UNAVAILABLE ({d.acquire_timeout_seconds:g})",
+    )
+    parser.add_argument(
+        "--store-outage-limit",
+        type=float,
+        default=d.outage_limit_seconds,
+        metavar="SECONDS",
+        help="while PostgreSQL is unreachable, calls get UNAVAILABLE and unwritten changes are kept and retried; "
+        f"past this many seconds they fail and the control plane exits 1 to restart from the store "
+        f"({d.outage_limit_seconds:g})",
     )
     parser.add_argument(
         "--store-recycle-seconds",

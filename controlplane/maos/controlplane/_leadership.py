@@ -8,11 +8,19 @@ noticed yet. A standby polls for the lock and meanwhile tells clients where
 the leader is.
 
 Losing the lock's connection (or failing a health check on it) means another
-control plane may already lead: the leader stops serving and the process exits
-non-zero, so its supervisor (systemd `Restart=always`) starts it again, as a
-standby. The lock connection asks PostgreSQL to end it after
-`LEASE_SECONDS` idle (`idle_session_timeout`): a leader whose event loop or
-network hangs loses the lock within that time, and its standby takes over.
+control plane may lead soon. The leader stops serving at once (calls get
+UNAVAILABLE saying why) and tries to re-take the lock: after a grace that gives a
+standby the first chance, then with backoff while PostgreSQL is unreachable. If
+it wins the lock and the epoch is still its own, nobody led in between (a winner
+bumps the epoch first), so it serves again with its state intact: a lone control
+plane rides out a network cut or a PostgreSQL restart without a restart of its
+own. If the epoch moved, or it cannot get back within the store's
+`outage_limit_seconds`, it stops and the process exits non-zero, so its
+supervisor (systemd `Restart=always`) starts it again, as a standby. Writes stay
+safe throughout: every one is fenced by the epoch, lock or no lock. The lock
+connection asks PostgreSQL to end it after `LEASE_SECONDS` idle
+(`idle_session_timeout`): a leader whose event loop or network hangs loses the
+lock within that time, and its standby takes over.
 
 `Campaign` is the pure part: observations in, decisions out.
 """
@@ -37,12 +45,15 @@ POLL_INTERVAL_SECONDS = 0.5  # a standby's attempts at the lock
 CHECK_INTERVAL_SECONDS = 1.0  # the leader's health checks of its lock connection
 LEASE_SECONDS = 10.0  # PostgreSQL ends a lock session idle this long
 MAX_BACKOFF_SECONDS = 5.0  # a standby that cannot reach PostgreSQL retries at most this far apart
+RETAKE_GRACE_SECONDS = 4 * POLL_INTERVAL_SECONDS  # a leader that lost its lock lets a standby try first
+MAX_RETAKE_BACKOFF_SECONDS = 1.0  # then retries this often at most: the outage may end any moment
 _POLL_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, MaosError)
 
 
 class Role(enum.Enum):
     STANDBY = "standby"
     LEADER = "leader"
+    RECONNECTING = "reconnecting"  # a leader that lost its lock's connection, trying to re-take it
     STOPPED = "stopped"
 
 
@@ -50,6 +61,8 @@ class Action(enum.Enum):
     WAIT = "wait"  # keep going as we are
     LEAD = "lead"  # we hold the lock: load state and serve
     STOP = "stop"  # stop serving and exit non-zero
+    RETAKE = "retake"  # stop serving for now and try to re-take the lock
+    RESUME = "resume"  # the lock is ours again at our epoch: serve again
 
 
 @dataclass(slots=True)
@@ -85,7 +98,31 @@ class Campaign:
         """The leader's health check of its lock connection."""
         if self.role is not Role.LEADER or ok:
             return Action.WAIT
-        return self.stop(f"lost the leadership lock's connection to PostgreSQL ({detail or 'no answer'})")
+        self.reason = f"lost the leadership lock's connection to PostgreSQL ({detail or 'no answer'})"
+        self.errors = 0
+        self._become(Role.RECONNECTING)
+        return Action.RETAKE
+
+    def on_retake(self, won: bool, epoch: int, leader: str) -> Action:
+        """A reconnecting leader's attempt at the lock answered."""
+        self.errors = 0
+        if self.role is not Role.RECONNECTING:
+            return Action.WAIT
+        if epoch != self.epoch:
+            return self.stop(f"{self.reason}; meanwhile {leader or 'another control plane'} took over (epoch {epoch})")
+        if won:
+            self._become(Role.LEADER)
+            return Action.RESUME
+        return Action.WAIT  # our old session still holds it until PostgreSQL ends it (the lease)
+
+    def on_retake_error(self, down_seconds: float, limit_seconds: float) -> float | None:
+        """A reconnecting leader could not reach PostgreSQL: seconds until the next attempt,
+        or None once it has tried for `limit_seconds` (then it has stopped)."""
+        if down_seconds >= limit_seconds:
+            self.stop(f"{self.reason}; PostgreSQL still unreachable after {down_seconds:.0f}s")
+            return None
+        self.errors += 1
+        return float(min(MAX_RETAKE_BACKOFF_SECONDS, self.poll_interval_seconds * 2 ** min(self.errors - 2, 16)))
 
     def on_deposed(self, detail: str) -> Action:
         """A write found a newer epoch: another control plane leads."""
@@ -106,6 +143,8 @@ class Campaign:
             return None
         if self.role is Role.STOPPED:
             return f"this control plane stopped leading ({self.reason}); connect to the current leader"
+        if self.role is Role.RECONNECTING:
+            return f"this control plane {self.reason} and is reconnecting by itself; retry shortly"
         if self.leader:
             return f"this control plane is a standby; the leader is {self.leader} (epoch {self.epoch})"
         return "this control plane is a standby and no leader has been elected yet; retry shortly"
@@ -136,6 +175,8 @@ class Leadership:
         self.campaign = Campaign(poll_interval_seconds=poll_interval_seconds)
         self._conn: asyncpg.Connection | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._retake: asyncio.Task[None] | None = None
+        self.retake_grace_seconds = RETAKE_GRACE_SECONDS
         self.acquired_at = 0.0  # monotonic time the lock was won (for failover measurements)
 
     @property
@@ -147,7 +188,10 @@ class Leadership:
         return self.campaign.epoch
 
     def refusal(self) -> str | None:
-        return self.campaign.refusal()
+        """Why calls are refused: not the leader, reconnecting, or the store is unreachable."""
+        if self.campaign.role is Role.RECONNECTING and self._store.outage:
+            return self._store.outage  # the root cause, when the store lost PostgreSQL too
+        return self.campaign.refusal() or self._store.outage
 
     async def try_acquire(self) -> bool:
         """One attempt at the lock; on winning, fence the store and start the health checks.
@@ -193,10 +237,11 @@ class Leadership:
 
     async def close(self) -> None:
         """Stop checking and release the lock (by closing its connection). Idempotent."""
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.wait([self._watch])
-            self._watch = None
+        for task in (self._watch, self._retake):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.wait([task])
+        self._watch = self._retake = None
         await self._drop_connection()
 
     async def _connection(self) -> asyncpg.Connection:
@@ -226,8 +271,57 @@ class Leadership:
                 conn.terminate()
 
     def _terminated(self, conn: object) -> None:
-        if self.campaign.on_check(False, "the connection closed") is Action.STOP:
+        self._lock_lost("the connection closed")
+
+    def _lock_lost(self, detail: str) -> None:
+        action = self.campaign.on_check(False, f"{self._where}: {detail}")
+        if action is Action.RETAKE:
+            log.warning("%s; re-taking it", self.campaign.reason)
+            self._retake = asyncio.get_running_loop().create_task(self._retake_loop(), name="maos-leadership-retake")
+        elif action is Action.STOP:
             self._on_lost(self.campaign.reason)
+
+    async def _retake_loop(self) -> None:
+        """Re-take the lock at our epoch, or stop: see the module docstring."""
+        lost_at = time.monotonic()
+        await self._drop_connection()
+        await asyncio.sleep(self.retake_grace_seconds)
+        limit = self._store.options.outage_limit_seconds
+        while self.campaign.role is Role.RECONNECTING:
+            try:
+                conn = await self._connection()
+                won = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._store.target.lock_key))
+                row = await conn.fetchrow("SELECT epoch, leader FROM leadership WHERE id = 1")
+            except _POLL_ERRORS as exc:
+                await self._drop_connection()
+                delay = self.campaign.on_retake_error(time.monotonic() - lost_at, limit)
+                if delay is None:
+                    break
+                log.info("leader: cannot reach %s to re-take the lock (%s); retrying in %.1fs", self._where, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if row is None:
+                self.campaign.stop(f"{self._where} has no leadership row: its schema is damaged")
+                break
+            action = self.campaign.on_retake(won, int(row["epoch"]), str(row["leader"]))
+            if action is Action.RESUME:
+                log.warning(
+                    "re-took the leadership lock of %s at epoch %d after %.1fs",
+                    self._where,
+                    self.campaign.epoch,
+                    time.monotonic() - lost_at,
+                )
+                self._watch = asyncio.create_task(self._check_loop(), name="maos-leadership-check")
+                return
+            if action is Action.WAIT:  # the lock is still held (by our old session, until its lease ends)
+                await asyncio.sleep(self.campaign.poll_interval_seconds)
+        if self.campaign.role is Role.STOPPED:
+            await self._drop_connection()  # we may hold the lock at a stale epoch: let it go
+            self._on_lost(self.campaign.reason)
+
+    @property
+    def _where(self) -> str:
+        return self._store.description
 
     async def _check_loop(self) -> None:
         while self.campaign.role is Role.LEADER:
@@ -239,5 +333,5 @@ class Leadership:
                     await conn.fetchval("SELECT 1", timeout=max(self._check_interval, self._lease_seconds / 2))
                 except CONNECTION_ERRORS as exc:
                     ok, detail = False, str(exc) or type(exc).__name__
-            if self.campaign.on_check(ok, detail) is Action.STOP:
-                self._on_lost(self.campaign.reason)
+            if not ok:
+                self._lock_lost(detail)

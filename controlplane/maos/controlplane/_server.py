@@ -49,9 +49,16 @@ from .api._messages import add_message_service
 from .api._metrics import MetricsInterceptor
 from .api._state import STATE_SERVICE_NAME, add_state_service
 from .checkpoints import AutoCheckpoints, CheckpointManager, Progress, Sources, open_target
-from .messaging import Messaging, MessagingConfig, RuntimeTaskDirectory, StatsRow, open_messaging
+from .messaging import (
+    Messaging,
+    MessagingConfig,
+    PostgresMessageStore,
+    RuntimeTaskDirectory,
+    StatsRow,
+    open_messaging,
+)
 from .metrics import MetricsHttpServer, Monitor, render_metrics
-from .state import StateBackend, open_state_backend
+from .state import PostgresStateBackend, StateBackend, open_state_backend
 from .store import PostgresStore, open_store
 
 log = logging.getLogger(__name__)
@@ -111,13 +118,21 @@ class ControlPlane:
         await self.store.open()
         if not isinstance(self.store, PostgresStore):
             await self._take_over()
+        # On PostgreSQL, messages and state live beside the tasks (they follow a failover), and
+        # messages are loaded only once this control plane leads (see _take_over).
+        pg = self.store if isinstance(self.store, PostgresStore) else None
         self.state = await open_state_backend(
-            self.config.state_url, self.config.database_path, sqlite_synchronous=self.config.sqlite_synchronous
+            self.config.state_url,
+            self.config.database_path,
+            sqlite_synchronous=self.config.sqlite_synchronous,
+            postgres=pg,
         )
         self.messaging = await open_messaging(
             self.config.database_path,
             RuntimeTaskDirectory(self.runtime.orch.tasks, self.runtime.store.get_tasks),
             MessagingConfig(sqlite_synchronous=self.config.sqlite_synchronous),
+            postgres=pg,
+            load=pg is None,
         )
         self.checkpoints = CheckpointManager(
             open_target(self.config.checkpoints, self.config.data_dir),
@@ -210,6 +225,12 @@ class ControlPlane:
         await self.library.load()
         await self.monitor.start()
         if self.messaging is not None:  # a standby taking over: state and messaging are open already
+            if self.leadership is not None:
+                # Fenced before the first write; messages loaded as the old leader committed them.
+                for fenced in (self.state, self.messaging.store):
+                    if isinstance(fenced, PostgresStateBackend | PostgresMessageStore):
+                        fenced.fence(self.leadership.epoch, self.leadership.deposed)
+                await self.messaging.open()
             await self._start_checkpoints()
         self._leading = True
 
@@ -264,7 +285,8 @@ class ControlPlane:
         if self.failure:
             return f"this control plane stopped: {self.failure}"
         if self._leading:
-            return None
+            # A leader that lost PostgreSQL (its lock or the store) refuses until it is back.
+            return self.leadership.refusal() if self.leadership is not None else None
         if self.leadership is not None:
             return self.leadership.refusal()
         return "the control plane is starting; retry shortly"

@@ -1,5 +1,6 @@
-"""Both shared-state backends, each on its own storage: SQLite in tmp_path, Redis under a
-key prefix of its own at 127.0.0.1:6379 (or $MAOS_TEST_REDIS_URL), deleted afterwards."""
+"""Every shared-state backend, each on its own storage: SQLite in tmp_path, Redis under a
+key prefix of its own at 127.0.0.1:6379 (or $MAOS_TEST_REDIS_URL), PostgreSQL in a fresh
+schema (tests/integration/store/pg.py), deleted afterwards."""
 
 from __future__ import annotations
 
@@ -11,10 +12,21 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from maos.controlplane.state import RedisStateBackend, SqliteStateBackend, StateBackend, StateLimits
+from maos.controlplane.state import (
+    PostgresStateBackend,
+    RedisStateBackend,
+    SqliteStateBackend,
+    StateBackend,
+    StateLimits,
+)
+from maos.controlplane.store import PostgresOptions, PostgresStore
+
+from tests.integration.store.pg import fresh_schema, schema_url
 
 REDIS_URL = os.environ.get("MAOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "redis", "postgresql"]
+# Small pools: tests run side by side on one server with max_connections = 100.
+TEST_POOL = PostgresOptions(pool_size=2, max_overflow=2)
 
 
 @asynccontextmanager
@@ -23,6 +35,16 @@ async def open_backend(kind: str, tmp_path: Path, limits: StateLimits | None = N
     if kind == "sqlite":
         async with SqliteStateBackend(tmp_path / f"state-{uuid.uuid4().hex[:8]}.db", limits=limits) as sqlite:
             yield sqlite
+        return
+    if kind == "postgresql":
+        async with fresh_schema() as schema:
+            store = PostgresStore(schema_url(schema), TEST_POOL)
+            await store.open()
+            try:
+                async with PostgresStateBackend(store, limits=limits) as pg:
+                    yield pg
+            finally:
+                await store.close()
         return
     prefix = f"maos-test:{uuid.uuid4().hex}:"
     try:

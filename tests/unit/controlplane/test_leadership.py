@@ -17,17 +17,49 @@ def test_a_standby_waits_naming_the_leader_then_leads_when_it_wins() -> None:
     assert c.on_poll(False, 5, "elsewhere") is Action.WAIT and c.epoch == 4
 
 
-def test_a_leader_stops_once_when_its_lock_connection_fails() -> None:
+def test_a_leader_that_loses_its_lock_connection_stops_serving_and_tries_to_retake_it() -> None:
     c = Campaign()
     c.on_poll(True, 1, "me")
     assert c.on_check(True) is Action.WAIT
-    assert c.on_check(False, "connection reset") is Action.STOP
-    assert c.role is Role.STOPPED and "connection reset" in c.reason
-    assert c.refusal() is not None and "stopped leading" in c.refusal()  # type: ignore[operator]
-    # Further failures (the termination listener and the check loop both notice) stop nothing twice.
+    assert c.on_check(False, "connection reset") is Action.RETAKE
+    assert c.role is Role.RECONNECTING and "connection reset" in c.reason
+    assert "reconnecting" in (c.refusal() or "")
+    # Further failures (the termination listener and the check loop both notice) start nothing twice.
     assert c.on_check(False) is Action.WAIT
-    assert c.on_deposed("epoch 2") is Action.WAIT
-    assert c.history == [Role.LEADER, Role.STOPPED]
+
+
+def test_a_reconnecting_leader_resumes_only_at_its_own_epoch() -> None:
+    c = Campaign()
+    c.on_poll(True, 5, "me")
+    c.on_check(False, "connection reset")
+    # The lock is still held (our old session, until PostgreSQL ends it) and nobody took over: try again.
+    assert c.on_retake(False, 5, "me") is Action.WAIT and c.role is Role.RECONNECTING
+    assert c.on_retake(True, 5, "me") is Action.RESUME
+    assert (c.role, c.epoch, c.refusal()) == (Role.LEADER, 5, None)
+    assert c.history == [Role.LEADER, Role.RECONNECTING, Role.LEADER]
+
+
+def test_a_reconnecting_leader_stops_once_when_another_took_over() -> None:
+    c = Campaign()
+    c.on_poll(True, 5, "me")
+    c.on_check(False, "connection reset")
+    assert c.on_retake(True, 6, "other:7700") is Action.STOP  # won the lock, but someone led in between
+    assert c.role is Role.STOPPED and "other:7700" in c.reason and "lost the leadership lock" in c.reason
+    assert "stopped leading" in (c.refusal() or "")
+    assert c.on_check(False) is Action.WAIT
+    assert c.on_deposed("epoch 7") is Action.WAIT
+    assert c.history == [Role.LEADER, Role.RECONNECTING, Role.STOPPED]
+
+
+def test_a_reconnecting_leader_backs_off_then_gives_up_at_the_limit() -> None:
+    c = Campaign(poll_interval_seconds=0.5)
+    c.on_poll(True, 1, "me")
+    c.on_check(False, "connection refused")
+    delays = [c.on_retake_error(down, 60.0) for down in (0.0, 1.0, 2.0, 3.0)]
+    assert delays == [0.25, 0.5, 1.0, 1.0]
+    assert c.role is Role.RECONNECTING
+    assert c.on_retake_error(60.0, 60.0) is None
+    assert c.history[-1] is Role.STOPPED and "unreachable after 60s" in c.reason
 
 
 def test_a_failed_health_check_means_nothing_to_a_standby() -> None:

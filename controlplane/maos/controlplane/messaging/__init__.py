@@ -1,10 +1,12 @@
 """Messages between agents: task mailboxes, topic subscriptions, tree broadcasts.
 
 The pure parts (`_mailbox`, `_index`, `_names`, `_checks`) know nothing of
-gRPC or SQLite; `_store` persists to the task store's SQLite file; `_service`
+gRPC or SQLite; `_store` persists to the task store's SQLite file (`_pg_store`
+to its PostgreSQL schema, so messages follow a failover); `_service`
 (`Messaging`) ties them together for the gRPC servicer in api/_messages.py.
 """
 
+from ._backend import MessageBackend as MessageBackend
 from ._checks import Outgoing as Outgoing
 from ._checks import ReadParams as ReadParams
 from ._checks import outgoing as outgoing
@@ -15,6 +17,7 @@ from ._directory import TaskDirectory as TaskDirectory
 from ._directory import TaskInfo as TaskInfo
 from ._index import StatsRow as StatsRow
 from ._mailbox import StoredMessage as StoredMessage
+from ._pg_store import PostgresMessageStore as PostgresMessageStore
 from ._service import MAX_SEND_BATCH as MAX_SEND_BATCH
 from ._service import Messaging as Messaging
 from ._service import SendResult as SendResult
@@ -27,10 +30,12 @@ from ._wire import message_to_proto as message_to_proto
 __all__ = [
     "MAX_SEND_BATCH",
     "Loaded",
+    "MessageBackend",
     "MessageStore",
     "Messaging",
     "MessagingConfig",
     "Outgoing",
+    "PostgresMessageStore",
     "ReadParams",
     "RuntimeTaskDirectory",
     "SendResult",

@@ -45,15 +45,18 @@ from maos.errors import (
 )
 
 from ._access import check_broadcast, check_read, check_send
+from ._backend import MessageBackend
 from ._checks import Outgoing, ReadParams
 from ._config import MessagingConfig
 from ._directory import TaskDirectory, TaskInfo
 from ._index import MessageIndex, StatsRow
 from ._mailbox import Mailbox, MailboxStats, StoredMessage
 from ._names import TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
+from ._pg_store import PostgresMessageStore
 from ._store import Loaded, MessageStore
 
 if TYPE_CHECKING:
+    from maos.controlplane.store import PostgresStore
     from maos.tracing._messages import MessageSpans
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,7 @@ class SendResult:
 class Messaging:
     """Mailboxes, topics and delivery; use as `async with` or call open()/close()."""
 
-    def __init__(self, store: MessageStore, directory: TaskDirectory, config: MessagingConfig) -> None:
+    def __init__(self, store: MessageBackend, directory: TaskDirectory, config: MessagingConfig) -> None:
         self.config = config
         self._store = store
         self._directory = directory
@@ -170,7 +173,7 @@ class Messaging:
         await self.close()
 
     @property
-    def store(self) -> MessageStore:
+    def store(self) -> MessageBackend:
         """The store under this service (tests and benchmarks read its counters)."""
         return self._store
 
@@ -639,14 +642,32 @@ def _log_failure(fut: asyncio.Future[None]) -> None:
         log.warning("a message store delete failed: %s", fut.exception())
 
 
-async def open_messaging(sqlite_path: Path, task_lookup: TaskDirectory, config: MessagingConfig) -> Messaging:
+async def open_messaging(
+    sqlite_path: Path,
+    task_lookup: TaskDirectory,
+    config: MessagingConfig,
+    *,
+    postgres: PostgresStore | None = None,
+    load: bool = True,
+) -> Messaging:
     """A running message service on `sqlite_path` (the task store's file): loaded, swept, ready.
+
+    With `postgres` (the task store, opened) messages live in its schema and pool
+    instead, so they follow a failover. `load=False` returns the service unopened:
+    a standby opens it (`await messaging.open()`) once it leads, after fencing
+    its store, so it loads what the old leader committed and never writes before.
 
     `task_lookup` answers which tasks exist, their tree and whether they are
     finished (`RuntimeTaskDirectory(runtime.orch.tasks, runtime.store.get_tasks)`
     in the control plane). Close it with `await messaging.close()` after the
     gRPC server stopped.
     """
-    messaging = Messaging(MessageStore(sqlite_path, synchronous=config.sqlite_synchronous), task_lookup, config)
-    await messaging.open()
+    store: MessageBackend
+    if postgres is not None:
+        store = PostgresMessageStore(postgres)
+    else:
+        store = MessageStore(sqlite_path, synchronous=config.sqlite_synchronous)
+    messaging = Messaging(store, task_lookup, config)
+    if load:
+        await messaging.open()
     return messaging

@@ -1,7 +1,8 @@
 """Shared state: a key-value store of JSON values by namespace, behind one protocol.
 
-SQLite (embedded, in the task store's file) is the default; Redis serves it
-when the control plane runs with `--state redis://...`. The gRPC servicer is
+SQLite (embedded, in the task store's file) is the default; with a PostgreSQL
+task store it lives in PostgreSQL instead; Redis serves it when the control
+plane runs with `--state redis://...`. The gRPC servicer is
 maos.controlplane.api._state.
 """
 
@@ -18,6 +19,7 @@ from ._model import StateLimits as StateLimits
 from ._open import DEFAULT_STATE_URL as DEFAULT_STATE_URL
 from ._open import open_state_backend as open_state_backend
 from ._open import state_backend_for as state_backend_for
+from ._postgres import PostgresStateBackend as PostgresStateBackend
 from ._redis import RedisStateBackend as RedisStateBackend
 from ._sqlite import SqliteStateBackend as SqliteStateBackend
 from ._validation import GLOBAL_NAMESPACE as GLOBAL_NAMESPACE
@@ -29,6 +31,7 @@ __all__ = [
     "GLOBAL_NAMESPACE",
     "DeleteOutcome",
     "GlobalAccess",
+    "PostgresStateBackend",
     "RedisStateBackend",
     "SqliteStateBackend",
     "StaleVersion",

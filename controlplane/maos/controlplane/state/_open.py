@@ -1,14 +1,24 @@
-"""Choosing the backend from `--state URL`: "sqlite" (embedded, the default) or "redis://..."."""
+"""Choosing the backend from `--state URL`: "sqlite" (embedded, the default) or "redis://...".
+
+With a PostgreSQL task store, the default keeps state in PostgreSQL beside the
+tasks instead of in a local file, so it follows a failover; an explicit
+`--state redis://...` still wins.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maos.errors import InvalidArgument
 
 from ._model import StateBackend, StateLimits
+from ._postgres import PostgresStateBackend
 from ._redis import DEFAULT_KEY_PREFIX, DEFAULT_MAX_CONNECTIONS, RedisStateBackend
 from ._sqlite import SqliteStateBackend
+
+if TYPE_CHECKING:
+    from maos.controlplane.store import PostgresStore
 
 DEFAULT_STATE_URL = "sqlite"
 
@@ -21,13 +31,17 @@ def state_backend_for(
     sqlite_synchronous: str = "NORMAL",
     redis_max_connections: int = DEFAULT_MAX_CONNECTIONS,
     redis_key_prefix: str = DEFAULT_KEY_PREFIX,
+    postgres: PostgresStore | None = None,
 ) -> StateBackend:
     """The backend a URL names, not yet opened; InvalidArgument for a URL it does not know.
 
-    "sqlite" (or "") keeps state in `sqlite_path`, the task store's database file;
+    "sqlite" (or "") keeps state in `sqlite_path`, the task store's database file,
+    or, given `postgres` (the task store, opened), in its PostgreSQL schema;
     "redis://host:port/db" and "rediss://..." (TLS) use Redis.
     """
     text = url.strip()
+    if text in ("", "sqlite", "sqlite:") and postgres is not None:
+        return PostgresStateBackend(postgres, limits=limits)
     if text in ("", "sqlite", "sqlite:"):
         return SqliteStateBackend(sqlite_path, limits=limits, synchronous=sqlite_synchronous)
     if text.startswith(("redis://", "rediss://", "unix://")):
@@ -48,6 +62,7 @@ async def open_state_backend(
     sqlite_synchronous: str = "NORMAL",
     redis_max_connections: int = DEFAULT_MAX_CONNECTIONS,
     redis_key_prefix: str = DEFAULT_KEY_PREFIX,
+    postgres: PostgresStore | None = None,
 ) -> StateBackend:
     """`state_backend_for(...)`, opened (Redis is pinged). Close it with `await backend.close()`."""
     backend = state_backend_for(
@@ -57,6 +72,7 @@ async def open_state_backend(
         sqlite_synchronous=sqlite_synchronous,
         redis_max_connections=redis_max_connections,
         redis_key_prefix=redis_key_prefix,
+        postgres=postgres,
     )
     try:
         await backend.open()

@@ -15,10 +15,21 @@ pipelines one HMGET per key. Connections come from a bounded, blocking pool.
 Watchers are fed by the control plane that made a change (see the servicer's
 hub); with several control planes on one Redis, cross-process fan-out of
 watch events is the message bus's job (issue 5) and not done here.
+
+Redis going away: a call that cannot reach it fails with Unavailable naming
+it, and from then on calls fail at once (no connect timeout each) while a probe
+PINGs with backoff; once Redis answers, calls go through again, no restart
+needed. A write whose connection broke mid-call may or may not have happened
+(UNAVAILABLE says so, as gRPC means it); one that was acknowledged is in Redis.
+With this backend Redis is the only copy of shared state, so it must persist
+what it acknowledged: run it with `appendonly yes` (`appendfsync everysec`
+loses at most the last second on power loss; `always` loses nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,16 +39,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from maos.errors import Internal, ResourceExhausted, Unavailable
+from redis.exceptions import ClusterDownError, MasterDownError, ReadOnlyError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._model import DeleteOutcome, StaleVersion, StateChange, StateEntry, StateLimits
 from ._validation import check_key, check_prefix, check_value, prefix_end
 
+log = logging.getLogger(__name__)
+
 DEFAULT_KEY_PREFIX = "maos:state:"
 DEFAULT_MAX_CONNECTIONS = 32
 POOL_WAIT_SECONDS = 10.0
+FIRST_PROBE_SECONDS = 0.1  # while Redis is unreachable, PING it this often at first,
+MAX_PROBE_SECONDS = 1.0  # backing off to this
+PROBE_TIMEOUT_SECONDS = 2.0
+# Errors that mean "Redis cannot serve right now" (unreachable, loading, failing over), not "a bug".
+_UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+_NOT_NOW: tuple[type[BaseException], ...] = (TryAgainError, ReadOnlyError, MasterDownError, ClusterDownError)
 
 # Shared by both scripts: the entry as it is, for a compare that failed.
 _CONFLICT = """
@@ -124,6 +143,8 @@ class RedisStateBackend:
         self._delete_script = self._redis.register_script(_DELETE)
         self._pending = 0
         self._closed = False
+        self._down: tuple[float, str] | None = None  # (monotonic since, why) while Redis is unreachable
+        self._probe: asyncio.Task[None] | None = None
 
     @property
     def description(self) -> str:
@@ -142,6 +163,9 @@ class RedisStateBackend:
         if self._closed:
             return
         self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.wait([self._probe])
         await self._redis.aclose()
         await self._pool.aclose()
 
@@ -154,14 +178,53 @@ class RedisStateBackend:
     ) -> None:
         await self.close()
 
+    @property
+    def outage(self) -> str | None:
+        """Why state calls fail right now (one line), None while Redis answers."""
+        if self._down is None:
+            return None
+        since, why = self._down
+        return (
+            f"the shared-state Redis at {self.description} cannot be reached ({why}) for "
+            f"{time.monotonic() - since:.1f}s; the control plane reconnects by itself: retry shortly"
+        )
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        if self._down is not None:  # fail at once instead of waiting out a timeout per call
+            raise Unavailable(self.outage or f"the shared-state Redis at {self.description} cannot be reached")
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _UNREACHABLE as exc:
+            self._unreachable(exc)
             raise Unavailable(f"the shared-state Redis at {self.description} cannot be reached: {exc}") from exc
+        except _NOT_NOW as exc:
+            raise Unavailable(f"the shared-state Redis at {self.description} cannot serve now: {exc}") from exc
         except RedisError as exc:
             raise Internal(f"the shared-state Redis at {self.description} answered an error: {exc}") from exc
+
+    def _unreachable(self, exc: BaseException) -> None:
+        if self._down is not None or self._closed:
+            return
+        why = str(exc).strip() or type(exc).__name__
+        self._down = (time.monotonic(), why)
+        log.warning("shared-state Redis at %s unreachable: %s", self.description, why)
+        self._probe = asyncio.get_running_loop().create_task(self._reconnect(), name="maos-redis-probe")
+
+    async def _reconnect(self) -> None:
+        delay = FIRST_PROBE_SECONDS
+        while self._down is not None and not self._closed:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_PROBE_SECONDS)
+            try:
+                await asyncio.wait_for(self._redis.ping(), timeout=PROBE_TIMEOUT_SECONDS)
+            except (*_UNREACHABLE, *_NOT_NOW):
+                continue
+            log.warning("shared-state Redis at %s reachable again after %.1fs", self.description, self._since())
+            self._down = None
+
+    def _since(self) -> float:
+        return time.monotonic() - self._down[0] if self._down is not None else 0.0
 
     def _keys(self, namespace: str, raw_key: bytes) -> list[bytes]:
         """The four keys a write script touches, in the order the scripts expect."""

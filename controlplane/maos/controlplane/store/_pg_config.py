@@ -36,6 +36,9 @@ class PostgresOptions:
     connect_timeout_seconds: float = 10.0
     command_timeout_seconds: float = 60.0
     partitions_ahead: int = 2  # monthly task partitions created beyond the current month
+    # How long writes wait for an unreachable PostgreSQL (kept, retried in order) before they fail
+    # with Unavailable and the control plane stops, to restart from what PostgreSQL holds.
+    outage_limit_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.pool_size < 1:
@@ -50,6 +53,8 @@ class PostgresOptions:
             raise InvalidArgument("--store-application-name must be 1 to 63 printable characters")
         if self.connect_timeout_seconds <= 0 or self.command_timeout_seconds <= 0:
             raise InvalidArgument("store connect and command timeouts must be above 0 seconds")
+        if self.outage_limit_seconds <= 0:
+            raise InvalidArgument("--store-outage-limit must be above 0 seconds")
         if not 0 <= self.partitions_ahead <= 24:
             raise InvalidArgument("partitions ahead must be between 0 and 24 months")
 

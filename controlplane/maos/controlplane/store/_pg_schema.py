@@ -157,6 +157,62 @@ MIGRATIONS: tuple[Migration, ...] = (
             END $$""",
         ),
     ),
+    Migration(
+        4,
+        "messages and topic subscriptions; shared state (entries, namespace revisions, change log)",
+        (
+            # seq is assigned by the service, increasing: the delivery order within a priority.
+            """CREATE TABLE messages (
+                seq BIGINT PRIMARY KEY,
+                mailbox TEXT COLLATE "C" NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                sender TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                topic TEXT NOT NULL,
+                priority INTEGER NOT NULL,
+                data BYTEA NOT NULL,
+                content_type TEXT NOT NULL,
+                sent_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                processed BOOLEAN NOT NULL DEFAULT false,
+                processed_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+                UNIQUE (mailbox, id)
+            )""",
+            # The guide's index: unprocessed messages by recipient (a message's mailbox is the
+            # recipient it waits in; `recipient` records what the sender addressed: task, topic, tree).
+            "CREATE INDEX idx_messages_recipient_unprocessed ON messages (mailbox, sent_at DESC) WHERE NOT processed",
+            "CREATE INDEX idx_messages_processed ON messages (processed_at) WHERE processed",
+            """CREATE TABLE message_subscriptions (
+                mailbox TEXT COLLATE "C" PRIMARY KEY,
+                topic TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            # Keys are UTF-8 bytes: BYTEA compares by bytes, the order SQLite and Redis list them in.
+            """CREATE TABLE state_entries (
+                namespace TEXT COLLATE "C" NOT NULL,
+                key BYTEA NOT NULL,
+                value BYTEA NOT NULL,
+                version BIGINT NOT NULL,
+                revision BIGINT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (namespace, key)
+            )""",
+            """CREATE TABLE state_namespaces (
+                namespace TEXT COLLATE "C" PRIMARY KEY,
+                revision BIGINT NOT NULL
+            )""",
+            """CREATE TABLE state_changes (
+                namespace TEXT COLLATE "C" NOT NULL,
+                revision BIGINT NOT NULL,
+                key BYTEA NOT NULL,
+                version BIGINT NOT NULL,
+                value BYTEA NOT NULL,
+                deleted BOOLEAN NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (namespace, revision)
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

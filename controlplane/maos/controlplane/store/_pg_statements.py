@@ -88,14 +88,21 @@ class Statement:
         return f"${len(self.args)}::{sql_type}"
 
 
-def insert_tasks(st: Statement, rows: Sequence[Sequence[Any]]) -> str:
+# A replayed group (its first attempt's connection dropped, so it may have committed) skips rows
+# already there; everything else in a group is an upsert or a snapshot update, safe to repeat.
+_REPLAY = " ON CONFLICT DO NOTHING"
+
+
+def insert_tasks(st: Statement, rows: Sequence[Sequence[Any]], replay: bool = False) -> str:
     source = st.unnest([TASK_TYPES[c] for c in ALL_COLUMNS], rows)
-    return f"INSERT INTO tasks ({', '.join(ALL_COLUMNS)}) SELECT * FROM {source}"
+    return f"INSERT INTO tasks ({', '.join(ALL_COLUMNS)}) SELECT * FROM {source}" + (_REPLAY if replay else "")
 
 
-def insert_keys(st: Statement, rows: Sequence[Sequence[Any]]) -> str:
+def insert_keys(st: Statement, rows: Sequence[Sequence[Any]], replay: bool = False) -> str:
     source = st.unnest(("text", "text", "text"), rows)
-    return f"INSERT INTO task_keys (idempotency_key, task_id, root_id) SELECT * FROM {source}"
+    return f"INSERT INTO task_keys (idempotency_key, task_id, root_id) SELECT * FROM {source}" + (
+        _REPLAY if replay else ""
+    )
 
 
 def update_tasks(st: Statement, rows: Sequence[Sequence[Any]]) -> str:
@@ -139,13 +146,16 @@ def one_statement(
     updates: Sequence[Sequence[Any]],
     events: Sequence[Sequence[Any]],
     attempts: Sequence[Sequence[Any]],
+    replay: bool = False,
 ) -> tuple[str, list[Any]]:
     """The whole group as one statement of CTEs (the main query runs the epoch check)."""
     st = Statement()
     ctes = []
+    if inserts:
+        ctes.append(f"ins AS ({insert_tasks(st, inserts, replay)})")
+    if keys:
+        ctes.append(f"keys AS ({insert_keys(st, keys, replay)})")
     for name, rows, build in (
-        ("ins", inserts, insert_tasks),
-        ("keys", keys, insert_keys),
         ("upd", updates, update_tasks),
         ("ev", events, upsert_events),
         ("att", attempts, upsert_attempts),

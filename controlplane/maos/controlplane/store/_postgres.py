@@ -6,6 +6,17 @@ one statement over arrays (`unnest`) or a COPY for large inserts. Reads use
 the connection pool. With a leadership epoch set (`fence`), every group
 commit first checks the epoch under a share lock in the same transaction, so
 a deposed leader cannot write.
+
+Losing PostgreSQL (a cut network, a restarting server): connection errors become
+`Unavailable` naming the database, never INTERNAL. Writes already handed over
+are kept and committed again, in order, once it answers (`AsyncGroupWriter`
+retries; a replayed group skips rows its first attempt may have committed), so
+their futures resolve late rather than fail. Meanwhile `outage` says what is
+wrong (the control plane refuses calls with it) and a probe reconnects with
+backoff. If writes cannot be recorded for `outage_limit_seconds`, they fail with
+Unavailable and the fence's callback stops the control plane (its supervisor
+restarts it, and it reloads from PostgreSQL): what was never recorded was never
+acknowledged.
 """
 
 from __future__ import annotations
@@ -59,8 +70,19 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_PROBE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, MaosError)
+
+
 class NotLeader(Unavailable):
     """This control plane's leadership epoch is no longer current: another one leads."""
+
+
+class StoreUnreachable(Unavailable):
+    """PostgreSQL cannot be reached right now (the request may succeed once it is back)."""
+
+
+FIRST_PROBE_SECONDS = 0.1  # the reconnect probe's backoff while PostgreSQL is unreachable
+MAX_PROBE_SECONDS = 1.0
 
 
 class PostgresStore:
@@ -70,7 +92,17 @@ class PostgresStore:
         self.target: PostgresTarget = parse_postgres_url(url)
         self.options = options or PostgresOptions()
         self._pool: asyncpg.Pool | None = None
-        self._writer: AsyncGroupWriter[WriteBatch] = AsyncGroupWriter(self._commit, name="maos-postgres-writer")
+        self._writer: AsyncGroupWriter[WriteBatch] = AsyncGroupWriter(
+            self._commit,
+            name="maos-postgres-writer",
+            transient=(StoreUnreachable,),
+            replay=self._replay,
+            outage_limit_seconds=self.options.outage_limit_seconds,
+            on_outage=self._writer_outage,
+            on_give_up=self._give_up,
+        )
+        self._down: tuple[float, str] | None = None  # (monotonic since, why) while PostgreSQL is unreachable
+        self._probe: asyncio.Task[None] | None = None
         self._months: set[Month] = set()
         self._recycler: asyncio.Task[None] | None = None
         self._epoch: int | None = None
@@ -97,9 +129,64 @@ class PostgresStore:
         return self._pool
 
     def fence(self, epoch: int, on_deposed: Callable[[str], None]) -> None:
-        """Check `epoch` in every later write transaction; call `on_deposed` once it is stale."""
+        """Check `epoch` in every later write transaction; call `on_deposed` once it is stale
+        (or once writes could not be recorded for `outage_limit_seconds`: the control plane
+        must stop either way)."""
         self._epoch = epoch
         self._on_deposed = on_deposed
+
+    @property
+    def outage(self) -> str | None:
+        """Why the store cannot serve right now (one line for clients), None while it can."""
+        if self._down is None:
+            return None
+        since, why = self._down
+        return (
+            f"the store {self.description} is unreachable ({why}) for {time.monotonic() - since:.1f}s; "
+            "the control plane reconnects by itself and keeps changes not yet written: retry shortly"
+        )
+
+    def unreachable(self, exc: BaseException) -> StoreUnreachable:
+        """Note a connection error (from a read, a write or the leader's lock connection): the store
+        counts as down until a probe or a commit gets through. Returns the error to raise."""
+        why = _reason(exc)
+        if self._down is None and not self._closed:
+            self._down = (time.monotonic(), why)
+            log.warning("store %s unreachable: %s", self.description, why)
+            if self._probe is None or self._probe.done():
+                self._probe = asyncio.get_running_loop().create_task(self._reconnect(), name="maos-postgres-probe")
+        return StoreUnreachable(f"the store {self.description} is unreachable: {why}")
+
+    def _reachable(self) -> None:
+        if self._down is not None:
+            log.warning("store %s reachable again after %.1fs", self.description, time.monotonic() - self._down[0])
+            self._down = None
+
+    def _writer_outage(self, error: BaseException | None) -> None:
+        if error is None:
+            self._reachable()
+        else:
+            self.unreachable(error)
+
+    async def _reconnect(self) -> None:
+        """While down: try a round trip with backoff until one gets through (or a commit does)."""
+        delay = FIRST_PROBE_SECONDS
+        while self._down is not None and not self._closed:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_PROBE_SECONDS)
+            try:
+                async with self.pool.acquire(timeout=self.options.connect_timeout_seconds) as conn:
+                    await conn.fetchval("SELECT 1", timeout=self.options.connect_timeout_seconds)
+            except _PROBE_ERRORS as exc:
+                log.debug("store %s still unreachable: %s", self.description, _reason(exc))
+                continue
+            if self._writer.failing_since is None:  # else the writer says when its backlog got through
+                self._reachable()
+
+    def _give_up(self, reason: str) -> None:
+        message = f"the store {self.description} stayed unreachable: {reason}"
+        if self._on_deposed is not None:
+            self._on_deposed(message)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -161,9 +248,10 @@ class PostgresStore:
             return
         self._closed = True
         await self._writer.close()
-        if self._recycler is not None:
-            self._recycler.cancel()
-            await asyncio.wait([self._recycler])
+        for task in (self._recycler, self._probe):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), timeout=10)
@@ -222,7 +310,10 @@ class PostgresStore:
     def write(self, batch: WriteBatch) -> asyncio.Future[None]:
         return self._writer.submit(batch)
 
-    async def _commit(self, batches: list[WriteBatch]) -> None:
+    async def _replay(self, batches: list[WriteBatch]) -> None:
+        await self._commit(batches, replay=True)
+
+    async def _commit(self, batches: list[WriteBatch], replay: bool = False) -> None:
         inserts: list[tuple[Any, ...]] = []
         updates: dict[str, tuple[Any, ...]] = {}
         events: dict[tuple[Any, Any], tuple[Any, ...]] = {}
@@ -246,7 +337,7 @@ class PostgresStore:
                 if inserts:
                     await self._ensure_partitions(conn, [month_of(row[4]) for row in inserts])
                 if named or purged or len(inserts) >= COPY_THRESHOLD:
-                    await self._commit_in_steps(conn, inserts, keys, updates, events, attempts, named, purged)
+                    await self._commit_in_steps(conn, inserts, keys, updates, events, attempts, named, purged, replay)
                 else:
                     statement, args = sql.one_statement(
                         self._epoch,
@@ -255,8 +346,11 @@ class PostgresStore:
                         list(updates.values()),
                         list(events.values()),
                         list(attempts.values()),
+                        replay,
                     )
                     await conn.execute(statement, *args)
+        except CONNECTION_ERRORS as exc:
+            raise self.unreachable(exc) from None
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == sql.STALE_EPOCH:
                 raise self._deposed(str(exc)) from None
@@ -272,20 +366,22 @@ class PostgresStore:
         attempts: dict[tuple[Any, Any], tuple[Any, ...]],
         named: list[tuple[str, tuple[Any, ...]]],
         purged: list[str],
+        replay: bool = False,
     ) -> None:
-        """The rarer group: many inserts (COPY), templates, settings, purges; one transaction."""
+        """The rarer group: many inserts (COPY), templates, settings, purges; one transaction.
+        A replay inserts with ON CONFLICT DO NOTHING instead of COPY (rows may be there already)."""
         async with conn.transaction():
             if self._epoch is not None:
                 st = sql.Statement()
                 await conn.execute(sql.fence(st, self._epoch), *st.args)
-            if len(inserts) >= COPY_THRESHOLD:
+            if len(inserts) >= COPY_THRESHOLD and not replay:
                 await conn.copy_records_to_table(
                     "tasks", records=inserts, columns=ALL_COLUMNS, schema_name=self.target.schema
                 )
                 inserts = []
             parts: list[tuple[Callable[[sql.Statement, Sequence[Sequence[Any]]], str], Sequence[Sequence[Any]]]] = [
-                (sql.insert_tasks, inserts),
-                (sql.insert_keys, keys),
+                (lambda st, rows: sql.insert_tasks(st, rows, replay), inserts),
+                (lambda st, rows: sql.insert_keys(st, rows, replay), keys),
                 (sql.update_tasks, list(updates.values())),
                 (sql.upsert_events, list(events.values())),
                 (sql.upsert_attempts, list(attempts.values())),
@@ -308,11 +404,13 @@ class PostgresStore:
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        if self._down is not None:  # fail at once rather than wait out a connect timeout per call
+            raise StoreUnreachable(self.outage or f"the store {self.description} is unreachable")
         try:
             async with self.pool.acquire(timeout=self.options.acquire_timeout_seconds) as conn:
                 yield conn
         except CONNECTION_ERRORS as exc:
-            raise Unavailable(f"the store {self.description} is unreachable: {exc or type(exc).__name__}") from None
+            raise self.unreachable(exc) from None
 
     async def load_recovery_set(self) -> list[TaskRecord]:
         async with self._read() as conn:
@@ -465,8 +563,20 @@ def _named_statements(batch: WriteBatch) -> list[tuple[str, tuple[Any, ...]]]:
     return named
 
 
+def _reason(exc: BaseException) -> str:
+    """A connection error in a few words: asyncpg's and the OS's messages, or the error's kind."""
+    if isinstance(exc, StoreUnreachable):
+        return exc.message.rpartition(" is unreachable: ")[2] or exc.message
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
 async def _keep_session(conn: Conn) -> None:
     """Pool reset hook: the store sets no session state, so skip asyncpg's RESET ALL round trip."""
 
 
-__all__ = ["CONNECTION_ERRORS", "SCHEMA_VERSION", "NotLeader", "PostgresStore"]
+__all__ = ["CONNECTION_ERRORS", "SCHEMA_VERSION", "NotLeader", "PostgresStore", "StoreUnreachable"]
