@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     parser.add_argument(
         "--state",
         default=os.environ.get("MAOS_STATE", "sqlite"),
-        help="shared state: sqlite (default) or redis://HOST:PORT/DB",
+        help="shared state: sqlite (default: beside the tasks, in the SQLite file or, with --store "
+        "postgresql://..., in that schema) or redis://HOST:PORT/DB",
     )
     _add_store_arguments(parser)
     add_checkpoint_arguments(parser)
