@@ -30,3 +30,4 @@ def test_only_refusals_and_unreachable_addresses_are_retried_elsewhere() -> None
     assert worth_another_endpoint(REFUSAL)
     assert worth_another_endpoint("failed to connect to all addresses; last error: Connection refused")
     assert not worth_another_endpoint("the control plane is shutting down")  # it may have taken effect
+    assert not worth_another_endpoint("Socket closed")  # dropped mid-call: the request may have arrived

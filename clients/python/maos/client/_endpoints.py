@@ -14,7 +14,9 @@ import re
 from maos.errors import InvalidArgument
 
 _LEADER = re.compile(r"the leader is (\S+?) \(epoch")
-_NOT_REACHED = ("failed to connect", "connection refused", "connect failed", "socket closed", "not the leader")
+# Only failures before the request left: a connection that dropped mid-call ("socket closed")
+# may have delivered it, and a retry elsewhere could do the work twice.
+_NOT_REACHED = ("failed to connect", "connection refused", "connect failed", "sendmsg", "not the leader")
 
 
 def parse_endpoints(text: str) -> list[str]:
