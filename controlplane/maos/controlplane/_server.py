@@ -205,7 +205,8 @@ class ControlPlane:
         self._server = server
         host = self.config.listen.rpartition(":")[0]
         self.endpoint = f"{host}:{port}"
-        self._health_names = [*names[:9], ""]
+        # Every MAOS service, plus "" for the server as a whole (not health and reflection themselves).
+        self._health_names = [*names[:-2], ""]
         if self.config.metrics_listen:
             self._metrics_http = MetricsHttpServer(self.config.metrics_listen, lambda: render_metrics(self.monitor))
             self.metrics_endpoint = await self._metrics_http.start()
