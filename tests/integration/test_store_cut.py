@@ -330,3 +330,29 @@ def test_cut_the_leader_from_postgresql_and_its_standby_takes_over_while_it_stop
         finally:
             for daemon in reversed(daemons):
                 daemon.stop()
+
+
+async def test_messages_sent_during_a_cut_are_kept_and_committed_after_it(proxy: TcpProxy) -> None:
+    from maos.controlplane.messaging import PostgresMessageStore, StoredMessage
+
+    def message(seq: int) -> StoredMessage:
+        now = time.time()
+        return StoredMessage(seq, "task:T", f"m{seq}", "S", "task:T", "", 3, b"1", "application/json", now, now + 60)
+
+    async with fresh_schema() as schema:
+        store = PostgresStore(_through(proxy.port, schema), OPTIONS)
+        await store.open()
+        messages = PostgresMessageStore(store)
+        await messages.open()
+        try:
+            await messages.insert([message(1)])
+            await proxy.cut()
+            pending = [messages.insert([message(seq)]) for seq in (2, 3)]
+            done, _ = await asyncio.wait(pending, timeout=1.0)
+            assert not done, "a message write resolved while PostgreSQL was cut off"
+            await proxy.restore()
+            await asyncio.wait_for(asyncio.gather(*pending), timeout=30)
+            assert [m.id for m in (await messages.read_all()).messages] == ["m1", "m2", "m3"]
+        finally:
+            await messages.close()
+            await store.close()

@@ -30,6 +30,7 @@ from maos.controlplane.store import CONNECTION_ERRORS, PostgresStore
 from maos.controlplane.store._pg_schema import Conn
 from maos.controlplane.store._pg_statements import Statement
 from maos.controlplane.store._pg_writer import AsyncGroupWriter
+from maos.controlplane.store._postgres import StoreUnreachable
 from maos.errors import Unavailable
 
 from ._mailbox import StoredMessage
@@ -120,7 +121,14 @@ class PostgresMessageStore:
         self._purge_after = purge_after_seconds
         self._next_purge = 0.0  # monotonic time of the next purge
         self._fence = EpochFence()
-        self._writer: AsyncGroupWriter[_Write] = AsyncGroupWriter(self._commit, name="maos-postgres-messages-writer")
+        # Through a PostgreSQL outage, groups are kept and committed again in order once it is back,
+        # like the task store's: a replay is harmless (inserts replace their own row, acks are marks).
+        self._writer: AsyncGroupWriter[_Write] = AsyncGroupWriter(
+            self._commit,
+            name="maos-postgres-messages-writer",
+            transient=(StoreUnreachable,),
+            outage_limit_seconds=store.options.outage_limit_seconds,
+        )
         self._started = False
 
     @property
@@ -196,7 +204,11 @@ class PostgresMessageStore:
             stale = self._fence.stale(exc)
             if stale is not None:
                 raise stale from None
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise self._store.unreachable(exc) from None
             raise
+        except CONNECTION_ERRORS as exc:
+            raise self._store.unreachable(exc) from None
 
     async def _commit_one(self, conn: Conn, inserts: list[tuple[Any, ...]], processed: list[int], now: float) -> None:
         """The common group (sends and acks): one statement, one round trip. Inserts and acks
