@@ -190,7 +190,7 @@ def test_hosts_and_clients_with_both_endpoints_follow_the_leader_through_a_sigki
     """The issue's run: 2,000 tasks on PostgreSQL, the leader SIGKILLed midway; the host and the
     client, both given both endpoints, move to the new leader by themselves, and every task
     completes with its result recorded once."""
-    from maos.client import Client
+    from maos.client import AsyncClient, Client
     from maos.errors import Unavailable
 
     daemons: list[Daemon] = []
@@ -230,6 +230,12 @@ def test_hosts_and_clients_with_both_endpoints_follow_the_leader_through_a_sigki
             tasks = client.wait_tasks(ids, timeout=120)
             assert all(t.status == COMPLETED for t in tasks), {t.status for t in tasks}
             client.close()
+
+            async def status_through_both() -> int:
+                async with AsyncClient(both) as aclient:  # its first address is dead: the call moves on
+                    return sum((await aclient.status()).tasks_by_status.values())
+
+            assert asyncio.run(status_through_both()) >= len(ids)
             completions = _completions(schema)
             assert set(ids) <= set(completions)
             assert set(completions.values()) == {1}  # every result recorded once

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
     from maos.v1.templates_pb2_grpc import BatchServiceAsyncStub, TemplateServiceAsyncStub
 
 _R = TypeVar("_R")
+FAILOVER_FIRST_PAUSE_SECONDS = 0.05
+FAILOVER_MAX_PAUSE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,22 +101,35 @@ class AsyncClient:
             )
         return self._open_stubs
 
-    async def _call(self, call: Awaitable[_R]) -> _R:
-        try:
-            return await call
-        except grpc.RpcError as exc:
-            details = str(exc.details()) if isinstance(exc, grpc.aio.AioRpcError) else ""
-            code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
-            if code == grpc.StatusCode.UNAVAILABLE and worth_another_endpoint(details):
-                if len(self._rotation.endpoints) > 1 or "the leader is" in details:
-                    # The call never took effect: the next one goes to the leader (or the next address).
-                    self._rotation.failed(details)
-                    self._state = None
-                    self._messages = None
-                    stubs, self._open_stubs = self._open_stubs, None
-                    if stubs is not None:
-                        await stubs.channel.close(None)
-            raise from_rpc_error(exc, self.endpoint) from exc
+    async def _call(self, make: Callable[[_Stubs], Awaitable[_R]]) -> _R:
+        """Run `make(stubs)`; a call a standby refused or that could not reach its address (so it
+        never took effect) is made again on the next endpoint, with backoff, as in Client."""
+        deadline = time.monotonic() + self.timeout
+        pause = FAILOVER_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                return await make(self._stubs())
+            except grpc.RpcError as exc:
+                if not await self._failover(exc) or time.monotonic() + pause >= deadline:
+                    raise from_rpc_error(exc, self.endpoint) from exc
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, FAILOVER_MAX_PAUSE_SECONDS)
+
+    async def _failover(self, exc: grpc.RpcError) -> bool:
+        if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.UNAVAILABLE:
+            return False
+        details = str(exc.details())
+        if not worth_another_endpoint(details):
+            return False
+        if len(self._rotation.endpoints) < 2 and "the leader is" not in details:
+            return False
+        self._rotation.failed(details)
+        self._state = None
+        self._messages = None
+        stubs, self._open_stubs = self._open_stubs, None
+        if stubs is not None:
+            await stubs.channel.close(None)
+        return True
 
     @property
     def messages(self) -> AsyncMessagesClient:
@@ -168,9 +184,8 @@ class AsyncClient:
         trip; check `status`, since it may still be unfinished when the wait runs out.
         """
         spec = task_spec(description, **options)
-        stub = self._stubs().tasks
         request = tasks_pb2.SubmitTaskRequest(spec=spec, wait_seconds=wait or 0.0)
-        reply = await self._call(stub.SubmitTask(request, timeout=self.timeout + (wait or 0.0)))
+        reply = await self._call(lambda s: s.tasks.SubmitTask(request, timeout=self.timeout + (wait or 0.0)))
         return reply.task
 
     async def submit_tasks(self, specs: Iterable[SpecLike]) -> list[common_pb2.Task]:
@@ -179,10 +194,10 @@ class AsyncClient:
         Each call is all-or-nothing; when several are needed, an error in a later
         one leaves the earlier ones submitted.
         """
-        stub = self._stubs().tasks
         tasks: list[common_pb2.Task] = []
         for request in submit_batches(specs):
-            reply = await self._call(stub.SubmitTasks(request, timeout=self.timeout))
+            # _call runs the lambda before the loop moves on: binding the loop variable late is safe.
+            reply = await self._call(lambda s: s.tasks.SubmitTasks(request, timeout=self.timeout))  # noqa: B023
             tasks.extend(reply.tasks)
         return tasks
 
@@ -205,14 +220,12 @@ class AsyncClient:
             parent_id=parent_id,
             idempotency_key=idempotency_key,
         )
-        stub = self._stubs().tasks
-        reply = await self._call(stub.SubmitWorkflow(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.tasks.SubmitWorkflow(request, timeout=self.timeout))
         return reply.root, dict(reply.task_ids)
 
     async def get_task(self, task_id: str) -> common_pb2.Task:
         """The task as the control plane knows it now; NotFound if the id names nothing."""
-        stub = self._stubs().tasks
-        return await self._call(stub.GetTask(tasks_pb2.GetTaskRequest(id=task_id), timeout=self.timeout))
+        return await self._call(lambda s: s.tasks.GetTask(tasks_pb2.GetTaskRequest(id=task_id), timeout=self.timeout))
 
     async def list_tasks(
         self,
@@ -234,10 +247,9 @@ class AsyncClient:
             page_size=page_size,
             include_result=include_result,
         )
-        stub = self._stubs().tasks
         seen = 0
         while True:
-            reply = await self._call(stub.ListTasks(request, timeout=self.timeout))
+            reply = await self._call(lambda s: s.tasks.ListTasks(request, timeout=self.timeout))
             for task in reply.tasks:
                 if limit is not None and seen >= limit:
                     return
@@ -249,9 +261,8 @@ class AsyncClient:
 
     async def cancel_task(self, task_id: str, reason: str = "") -> common_pb2.Task:
         """Cancel a task and its subtree; idempotent. Returns the task after the request."""
-        stub = self._stubs().tasks
         request = tasks_pb2.CancelTaskRequest(id=task_id, reason=reason)
-        return await self._call(stub.CancelTask(request, timeout=self.timeout))
+        return await self._call(lambda s: s.tasks.CancelTask(request, timeout=self.timeout))
 
     async def purge_tasks(self, root_ids: Iterable[str]) -> tasks_pb2.PurgeTasksResponse:
         """Delete finished task trees by root id (tasks, events, attempts), all or none.
@@ -260,9 +271,8 @@ class AsyncClient:
         InvalidArgument for a task that is not a root, NotFound for an unknown id.
         The reply counts the trees and tasks deleted.
         """
-        stub = self._stubs().tasks
         request = tasks_pb2.PurgeTasksRequest(root_ids=list(root_ids))
-        return await self._call(stub.PurgeTasks(request, timeout=self.timeout))
+        return await self._call(lambda s: s.tasks.PurgeTasks(request, timeout=self.timeout))
 
     async def watch_task(
         self, task_id: str, *, after_seq: int = 0, include_subtree: bool = False
@@ -297,12 +307,13 @@ class AsyncClient:
         """
         ids = list(ids)
         clock = WaitClock(timeout)
-        stub = self._stubs().tasks
         while True:
             chunk = clock.next_chunk(WAIT_CHUNK_SECONDS)
             request = tasks_pb2.WaitTasksRequest(ids=ids, timeout_seconds=chunk, include_result=include_result)
+            metadata = caller_metadata() or None
+            # _call runs the lambda before the loop moves on: binding the loop variables late is safe.
             reply = await self._call(
-                stub.WaitTasks(request, timeout=chunk + self.timeout, metadata=caller_metadata() or None)
+                lambda s: s.tasks.WaitTasks(request, timeout=chunk + self.timeout, metadata=metadata)  # noqa: B023
             )
             if not reply.timed_out or clock.expired():
                 return list(reply.tasks)
@@ -326,7 +337,7 @@ class AsyncClient:
     async def update_task(self, task_id: str, *, priority: str | int | None = None) -> common_pb2.Task:
         """Change a queued or pending task's priority ("critical" .. "low"); returns the task."""
         request = update_request(task_id, priority=priority)
-        return await self._call(self._stubs().tasks.UpdateTask(request, timeout=self.timeout))
+        return await self._call(lambda s: s.tasks.UpdateTask(request, timeout=self.timeout))
 
     async def plan_task(
         self,
@@ -360,7 +371,7 @@ class AsyncClient:
             dry_run=dry_run,
             options=options,
         )
-        return await self._call(self._stubs().tasks.PlanTask(request, timeout=self.timeout))
+        return await self._call(lambda s: s.tasks.PlanTask(request, timeout=self.timeout))
 
     # ---- templates ---------------------------------------------------------
 
@@ -378,23 +389,23 @@ class AsyncClient:
         input become the template's parameters.
         """
         request = create_template_request(name, from_task_id=from_task_id, spec=spec, description=description)
-        return await self._call(self._stubs().templates.CreateTemplate(request, timeout=self.timeout))
+        return await self._call(lambda s: s.templates.CreateTemplate(request, timeout=self.timeout))
 
     async def get_template(self, name: str) -> templates_pb2.Template:
         """One template; NotFound if no template has that name."""
         request = templates_pb2.GetTemplateRequest(name=name)
-        return await self._call(self._stubs().templates.GetTemplate(request, timeout=self.timeout))
+        return await self._call(lambda s: s.templates.GetTemplate(request, timeout=self.timeout))
 
     async def list_templates(self) -> list[templates_pb2.Template]:
         """Every template, by name."""
         request = templates_pb2.ListTemplatesRequest()
-        reply = await self._call(self._stubs().templates.ListTemplates(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.templates.ListTemplates(request, timeout=self.timeout))
         return list(reply.templates)
 
     async def delete_template(self, name: str) -> templates_pb2.Template:
         """Delete a template; returns it as it was."""
         request = templates_pb2.DeleteTemplateRequest(name=name)
-        return await self._call(self._stubs().templates.DeleteTemplate(request, timeout=self.timeout))
+        return await self._call(lambda s: s.templates.DeleteTemplate(request, timeout=self.timeout))
 
     async def submit_from_template(
         self,
@@ -410,8 +421,9 @@ class AsyncClient:
         the template's values; `wait` works as in `submit_task`.
         """
         request = submit_from_template_request(name, params, overrides=overrides, wait=wait)
-        stub = self._stubs().templates
-        reply = await self._call(stub.SubmitFromTemplate(request, timeout=self.timeout + (wait or 0.0)))
+        reply = await self._call(
+            lambda s: s.templates.SubmitFromTemplate(request, timeout=self.timeout + (wait or 0.0))
+        )
         return reply.task
 
     # ---- batches -----------------------------------------------------------
@@ -419,27 +431,27 @@ class AsyncClient:
     async def create_batch(self, name: str) -> templates_pb2.Batch:
         """Open a named batch: drafts of tasks, submitted together later."""
         request = templates_pb2.CreateBatchRequest(name=name)
-        return await self._call(self._stubs().batches.CreateBatch(request, timeout=self.timeout))
+        return await self._call(lambda s: s.batches.CreateBatch(request, timeout=self.timeout))
 
     async def add_to_batch(self, name: str, specs: Iterable[SpecLike]) -> templates_pb2.Batch:
         """Add task specs to an open batch; returns the batch."""
         request = add_to_batch_request(name, specs)
-        return await self._call(self._stubs().batches.AddToBatch(request, timeout=self.timeout))
+        return await self._call(lambda s: s.batches.AddToBatch(request, timeout=self.timeout))
 
     async def submit_batch(self, name: str) -> templates_pb2.Batch:
         """Submit every task of the batch (all or none); the batch's task_ids are in spec order."""
         request = templates_pb2.SubmitBatchRequest(name=name)
-        return await self._call(self._stubs().batches.SubmitBatch(request, timeout=self.timeout))
+        return await self._call(lambda s: s.batches.SubmitBatch(request, timeout=self.timeout))
 
     async def get_batch(self, name: str) -> templates_pb2.Batch:
         """One batch, with its tasks' counts by status once submitted."""
         request = templates_pb2.GetBatchRequest(name=name)
-        return await self._call(self._stubs().batches.GetBatch(request, timeout=self.timeout))
+        return await self._call(lambda s: s.batches.GetBatch(request, timeout=self.timeout))
 
     async def list_batches(self) -> list[templates_pb2.Batch]:
         """Every batch."""
         request = templates_pb2.ListBatchesRequest()
-        reply = await self._call(self._stubs().batches.ListBatches(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.batches.ListBatches(request, timeout=self.timeout))
         return list(reply.batches)
 
     # ---- hosts, agents, admin ----------------------------------------------
@@ -447,50 +459,50 @@ class AsyncClient:
     async def list_hosts(self, *, include_lost: bool = False) -> list[hosts_pb2.Host]:
         """The agent hosts connected (and, if asked, lost) to the control plane."""
         request = hosts_pb2.ListHostsRequest(include_lost=include_lost)
-        reply = await self._call(self._stubs().hosts.ListHosts(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.hosts.ListHosts(request, timeout=self.timeout))
         return list(reply.hosts)
 
     async def drain_host(self, host_id: str) -> hosts_pb2.Host:
         """Stop sending work to a host; its running tasks finish. Returns the host."""
         request = hosts_pb2.DrainHostRequest(id=host_id)
-        return await self._call(self._stubs().hosts.DrainHost(request, timeout=self.timeout))
+        return await self._call(lambda s: s.hosts.DrainHost(request, timeout=self.timeout))
 
     async def list_agents(self, host_id: str | None = None, *, agent_type: str | None = None) -> list[hosts_pb2.Agent]:
         """Agent worker processes, on every host or on one."""
         request = agents_pb2.ListAgentsRequest(host_id=host_id or "", agent_type=agent_type or "")
-        reply = await self._call(self._stubs().agents.ListAgents(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.agents.ListAgents(request, timeout=self.timeout))
         return list(reply.agents)
 
     async def list_agent_types(self) -> list[hosts_pb2.AgentTypeInfo]:
         """The agent types the connected hosts offer."""
         request = agents_pb2.ListAgentTypesRequest()
-        reply = await self._call(self._stubs().agents.ListAgentTypes(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.agents.ListAgentTypes(request, timeout=self.timeout))
         return list(reply.agent_types)
 
     async def get_config(self, key: str = "") -> list[admin_pb2.ConfigEntry]:
         """Live settings (all, or the one named) with their defaults and descriptions."""
-        stub = self._stubs().admin
-        reply = await self._call(stub.GetConfig(admin_pb2.GetConfigRequest(key=key), timeout=self.timeout))
+        reply = await self._call(lambda s: s.admin.GetConfig(admin_pb2.GetConfigRequest(key=key), timeout=self.timeout))
         return list(reply.entries)
 
     async def set_config(self, key: str, value: str) -> admin_pb2.ConfigEntry:
         """Change a live setting; it applies at once and survives restarts."""
-        stub = self._stubs().admin
-        return await self._call(stub.SetConfig(admin_pb2.SetConfigRequest(key=key, value=value), timeout=self.timeout))
+        return await self._call(
+            lambda s: s.admin.SetConfig(admin_pb2.SetConfigRequest(key=key, value=value), timeout=self.timeout)
+        )
 
     async def status(self) -> admin_pb2.StatusResponse:
         """The control plane's summary: version, store, task counts, hosts, slots, queues."""
-        return await self._call(self._stubs().admin.Status(admin_pb2.StatusRequest(), timeout=self.timeout))
+        return await self._call(lambda s: s.admin.Status(admin_pb2.StatusRequest(), timeout=self.timeout))
 
     async def get_metrics(
         self, timeframe_seconds: float = 300.0, *, max_points: int = 0
     ) -> admin_pb2.GetMetricsResponse:
         """The performance monitor's figures over the last `timeframe_seconds` (at most 7 days)."""
         request = admin_pb2.GetMetricsRequest(timeframe_seconds=timeframe_seconds, max_points=max_points)
-        return await self._call(self._stubs().admin.GetMetrics(request, timeout=self.timeout))
+        return await self._call(lambda s: s.admin.GetMetrics(request, timeout=self.timeout))
 
     async def list_alerts(self, *, active_only: bool = False, limit: int = 0) -> list[admin_pb2.Alert]:
         """Alerts the performance monitor raised, newest first."""
         request = admin_pb2.ListAlertsRequest(active_only=active_only, limit=limit)
-        reply = await self._call(self._stubs().admin.ListAlerts(request, timeout=self.timeout))
+        reply = await self._call(lambda s: s.admin.ListAlerts(request, timeout=self.timeout))
         return list(reply.alerts)
