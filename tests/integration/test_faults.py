@@ -91,3 +91,30 @@ def test_a_frozen_host_is_declared_lost_after_missed_heartbeats(fresh_cluster: C
         os.kill(frozen.pid, signal.SIGCONT)
     assert done.status == COMPLETED, c.logs()
     assert done.placement.host_id == "healthy" and done.attempt == 2
+
+
+def test_a_sigkilled_hosts_workers_do_not_outlive_it(fresh_cluster: Cluster) -> None:
+    """A worker stuck in a sync task notices its host is gone (its input closes) and exits, even
+    though the pipe it reports diagnostics on has nobody reading it any more."""
+    import psutil
+
+    c = fresh_cluster
+    c.start_controlplane()
+    host = c.add_host(workers=1)
+    task = c.api.submit("asleep when its host dies", "sleeper", {"seconds": 60})
+    deadline = time.monotonic() + 10
+    while c.api.get(task.id).status != common_pb2.TASK_STATUS_RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = psutil.Process(host.pid).children(recursive=True)
+    assert workers
+    host.kill()
+    deadline = time.monotonic() + 30  # the worker gives its task a few seconds' grace, then exits
+    alive = workers
+    while alive:
+        alive = [w for w in alive if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+        if time.monotonic() > deadline:
+            for w in alive:
+                w.kill()
+            raise AssertionError(f"workers outlived their host: {[w.pid for w in alive]}")
+        time.sleep(0.1)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import heapq
 import itertools
@@ -453,8 +454,10 @@ class WorkerRuntime:
         self._inbox.put(None)
         time.sleep(_ORPHAN_GRACE_SECONDS)
         # Still here: a sync task ignores cancellation. Take our own command children down with us.
-        print(f"worker {os.getpid()}: host gone and the running task did not stop; exiting", file=self._diag)
-        self._diag.flush()
+        # The diagnostics pipe's reader is the host, which may be dead: never let that stop the exit.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"worker {os.getpid()}: host gone and the running task did not stop; exiting", file=self._diag)
+            self._diag.flush()
         if os.getpgrp() == os.getpid():
             os.killpg(os.getpid(), signal.SIGKILL)
         os._exit(1)
