@@ -45,8 +45,9 @@ def _check_read(max_messages: int, wait_seconds: float, lease_seconds: float, li
 
 
 class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
-    def __init__(self, relay: MessageRelay) -> None:
+    def __init__(self, relay: MessageRelay, host_id: str) -> None:
         self._relay = relay
+        self._host_id = host_id
         self._limits = relay.config.limits
 
     async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
@@ -116,7 +117,8 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
 
     async def Stats(self, request: messages_pb2.MessageStatsRequest, context: Ctx) -> messages_pb2.MessageStatsResponse:
         stats = self._relay.message_stats()
-        return messages_pb2.MessageStatsResponse(hosts=[messages_pb2.HostMessageStatsRow(host_id="", stats=stats)])
+        row = messages_pb2.HostMessageStatsRow(host_id=self._host_id, stats=stats)
+        return messages_pb2.MessageStatsResponse(hosts=[row])
 
 
 class RelayServer:
@@ -124,6 +126,7 @@ class RelayServer:
 
     def __init__(self, relay: MessageRelay, host_id: str) -> None:
         self._relay = relay
+        self._host_id = host_id
         self._dir = Path(tempfile.mkdtemp(prefix="maos-relay-"))
         self._path = self._dir / "messages.sock"
         self._server: grpc.aio.Server | None = None
@@ -134,7 +137,7 @@ class RelayServer:
             interceptors=[ErrorMappingInterceptor()],
             options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
-        messages_pb2_grpc.add_MessageServiceServicer_to_server(RelayServicer(self._relay), server)
+        messages_pb2_grpc.add_MessageServiceServicer_to_server(RelayServicer(self._relay, self._host_id), server)
         server.add_insecure_port(f"unix:{self._path}")
         await server.start()
         os.chmod(self._path, 0o600)  # only this user's processes (the workers) may use it
