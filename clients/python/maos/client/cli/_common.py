@@ -79,7 +79,7 @@ def endpoint_option(command: _F) -> _F:
         default=DEFAULT_ENDPOINT,
         show_default=True,
         metavar="HOST:PORT",
-        help=f"Control plane address (env {ENDPOINT_ENV}).",
+        help=f"Control plane address; several comma-separated for active/standby (env {ENDPOINT_ENV}).",
     )(command)
 
 
