@@ -121,7 +121,7 @@ class ControlPlaneLink:
                 reason = f"{type(exc).__name__}: {exc}"
             if self._closing:
                 break
-            if len(self._endpoints.endpoints) > 1 or "the leader is" in reason:
+            if self._endpoints.has_elsewhere(reason):
                 # Active/standby: the leader a standby named, else the next address.
                 self._endpoints.failed(reason)
             # A session that got as far as Registered resets the backoff.

@@ -274,8 +274,7 @@ class MessageRelay:
         if lm is None:
             return
         lm.subscribed = False
-        cls = ERRORS_BY_CODE.get(_CODE_NAMES.get(closed.code, ""), MaosError)
-        lm.error = cls(closed.error)
+        lm.error = _status_error(closed.code, closed.error)
         lm.wake()
 
     def on_disconnected(self) -> None:
@@ -535,8 +534,7 @@ class MessageRelay:
             self._calls.pop(call.call_id, None)
         if reply.code:
             self.stats.delivery_errors += messages
-            cls = ERRORS_BY_CODE.get(_CODE_NAMES.get(reply.code, ""), MaosError)
-            raise cls(reply.error)
+            raise _status_error(reply.code, reply.error)
         return reply
 
     def _send_item(self, item: hosts_pb2.HostItem, size: int = 0) -> bool:
@@ -545,3 +543,8 @@ class MessageRelay:
             self.stats.batches_up += 1
             self.stats.bytes_raw += size or item.ByteSize()
         return sent
+
+
+def _status_error(code: int, message: str) -> MaosError:
+    """The maos.errors exception for a gRPC status code the control plane sent back as a number."""
+    return ERRORS_BY_CODE.get(_CODE_NAMES.get(code, ""), MaosError)(message)

@@ -31,3 +31,12 @@ def test_only_refusals_and_unreachable_addresses_are_retried_elsewhere() -> None
     assert worth_another_endpoint("failed to connect to all addresses; last error: Connection refused")
     assert not worth_another_endpoint("the control plane is shutting down")  # it may have taken effect
     assert not worth_another_endpoint("Socket closed")  # dropped mid-call: the request may have arrived
+
+
+def test_a_client_moves_on_only_when_there_is_somewhere_else_and_the_call_never_landed() -> None:
+    alone = EndpointRotation(["10.0.0.1:7700"])
+    assert not alone.move_after("failed to connect to all addresses")  # nowhere else to go
+    assert alone.move_after(REFUSAL) and alone.current == "10.0.0.2:7700"  # a standby named the leader
+    pair = EndpointRotation(["10.0.0.1:7700", "10.0.0.2:7700"])
+    assert not pair.move_after("Socket closed") and pair.current == "10.0.0.1:7700"
+    assert pair.move_after("failed to connect to all addresses") and pair.current == "10.0.0.2:7700"

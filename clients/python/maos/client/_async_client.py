@@ -28,7 +28,7 @@ from maos.v1 import (
 )
 
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, messages_endpoint, resolve_endpoint
-from ._endpoints import EndpointRotation, parse_endpoints, worth_another_endpoint
+from ._endpoints import EndpointRotation, parse_endpoints
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._messages_client import AsyncMessagesClient
@@ -118,12 +118,8 @@ class AsyncClient:
     async def _failover(self, exc: grpc.RpcError) -> bool:
         if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.UNAVAILABLE:
             return False
-        details = str(exc.details())
-        if not worth_another_endpoint(details):
+        if not self._rotation.move_after(str(exc.details())):
             return False
-        if len(self._rotation.endpoints) < 2 and "the leader is" not in details:
-            return False
-        self._rotation.failed(details)
         self._state = None
         self._messages = None
         stubs, self._open_stubs = self._open_stubs, None

@@ -54,6 +54,18 @@ class EndpointRotation:
         self._index = 0
         self.current = self.endpoints[0]
 
+    def has_elsewhere(self, details: str = "") -> bool:
+        """Another address to try: several are listed, or a standby named the leader."""
+        return len(self.endpoints) > 1 or leader_hint(details) is not None
+
+    def move_after(self, details: str) -> bool:
+        """After an UNAVAILABLE with these details: move on (True) when the call never took effect
+        here and there is somewhere else to make it."""
+        if not worth_another_endpoint(details) or not self.has_elsewhere(details):
+            return False
+        self.failed(details)
+        return True
+
     def failed(self, details: str = "") -> str:
         """The current address failed (with this status detail): the address to try next."""
         leader = leader_hint(details)

@@ -26,7 +26,7 @@ from maos.v1 import (
 )
 
 from ._config import CHANNEL_OPTIONS, DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata, messages_endpoint, resolve_endpoint
-from ._endpoints import EndpointRotation, parse_endpoints, worth_another_endpoint
+from ._endpoints import EndpointRotation, parse_endpoints
 from ._enums import is_final, status_name
 from ._errors import from_rpc_error
 from ._messages_client import MessagesClient
@@ -116,15 +116,11 @@ class Client:
     def _failover(self, exc: grpc.RpcError, method: Any) -> Any | None:
         """After an UNAVAILABLE that never took effect (a standby, an unreachable address) with
         other endpoints to try: reconnect to the next one and return the method there."""
-        if len(self._rotation.endpoints) < 2 and "the leader is" not in str(exc.details()):
-            return None
         if exc.code() != grpc.StatusCode.UNAVAILABLE:
             return None
-        details = str(exc.details())
-        if not worth_another_endpoint(details):
-            return None
         old = self._open_stubs
-        self._rotation.failed(details)
+        if not self._rotation.move_after(str(exc.details())):
+            return None
         self._reset_channel()
         return _same_method(old, self._stubs(), method) if old is not None else None
 
