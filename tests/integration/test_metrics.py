@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 from maos.client import Client
-from maos.client.cli._analysis import analyze
+from maos.client._analysis import analyze
 from maos.client.cli._subtree import fetch_subtree
 from maos.errors import InvalidArgument
 from maos.testing import start_controlplane

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from maos.client.cli._analysis import analyze, compare_sequential, critical_path, run_seconds, time_split
+from maos.client._analysis import analyze, compare_sequential, critical_path, run_seconds, time_split
 from maos.client.cli._analyze import analysis_text, compare_text
 from maos.v1 import common_pb2
 

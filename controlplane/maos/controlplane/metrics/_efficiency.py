@@ -1,6 +1,6 @@
 """Parallel efficiency of a finished task tree, by the same formula as `maosctl task analyze`.
 
-The figures come from maos.client.cli._analysis (work nodes, wall time, run
+The figures come from maos.client._analysis (work nodes, wall time, run
 time, agents used), so the monitor and `task analyze --performance` agree:
 efficiency = total work / (wall time x distinct agents). Those functions
 read Task messages, about 20 us per node; so the event loop only copies the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from maos.client.cli._analysis import agent_busy, run_seconds, wall_seconds, work_nodes
+from maos.client._analysis import agent_busy, run_seconds, wall_seconds, work_nodes
 from maos.controlplane.core import TaskRecord
 from maos.v1 import common_pb2
 

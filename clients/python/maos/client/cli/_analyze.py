@@ -12,9 +12,9 @@ from typing import Any
 import click
 from maos.errors import InvalidArgument
 
+from .._analysis import analyze as analyze_tree
+from .._analysis import compare_sequential
 from .._enums import TASK_TYPE, parse_task_type
-from ._analysis import analyze as analyze_tree
-from ._analysis import compare_sequential
 from ._common import CliState, format_option, pass_state
 from ._output import duration, render_fields, render_table
 from ._recommend import DEFAULT_HISTORY_TASKS, looks_like_task_id, recommendation, recommendation_text
