@@ -20,6 +20,7 @@ from ._mailbox import StoredMessage as StoredMessage
 from ._pg_store import PostgresMessageStore as PostgresMessageStore
 from ._service import MAX_SEND_BATCH as MAX_SEND_BATCH
 from ._service import Messaging as Messaging
+from ._service import Publication as Publication
 from ._service import SendResult as SendResult
 from ._service import open_messaging as open_messaging
 from ._store import Loaded as Loaded
@@ -36,6 +37,7 @@ __all__ = [
     "MessagingConfig",
     "Outgoing",
     "PostgresMessageStore",
+    "Publication",
     "ReadParams",
     "RuntimeTaskDirectory",
     "SendResult",

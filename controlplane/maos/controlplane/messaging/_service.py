@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +68,17 @@ MAX_SEND_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
+class Publication:
+    """One accepted topic publication, as the live topic feed shows it."""
+
+    topic: str
+    message_id: str
+    sender: str
+    message: Outgoing
+    published_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class SendResult:
     """Where a message went: its id once per mailbox it was copied into."""
 
@@ -95,6 +106,9 @@ class Messaging:
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._traces: MessageSpans | None = tracing.message_spans()  # None when tracing is off
+        # Called with every accepted topic publication, after its copies are durable (the live
+        # topic feed: watchers here and, with --redis, on the other control planes).
+        self.publication_listeners: list[Callable[[Publication], None]] = []
 
     # --------------------------------------------------------------- lifecycle
 
@@ -336,6 +350,15 @@ class Messaging:
         if stats is not None and result.recipients:
             stats.published += 1
             stats.bytes += len(message.data)
+        if self.publication_listeners:
+            publication = Publication(
+                topic, result.message_ids[0] if result.message_ids else message.message_id, sender, message, time.time()
+            )
+            for listener in self.publication_listeners:
+                try:
+                    listener(publication)
+                except Exception:  # an observer must never fail a publish
+                    log.exception("a publication listener failed")
         return result
 
     async def _deliver(
