@@ -53,6 +53,13 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         help="shared state: sqlite (default: beside the tasks, in the SQLite file or, with --store "
         "postgresql://..., in that schema) or redis://HOST:PORT/DB",
     )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("MAOS_REDIS", ""),
+        metavar="URL",
+        help="redis://HOST:PORT/DB for fan-out between control planes: the leader's state-watch and topic events "
+        "reach every control plane, and standbys serve read-only calls (off by default)",
+    )
     _add_store_arguments(parser)
     add_checkpoint_arguments(parser)
     parser.add_argument(
@@ -80,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         ready_file=args.ready_file,
         sqlite_synchronous=args.sqlite_synchronous,
         state_url=args.state,
+        redis_url=args.redis,
         store_url=args.store,
         store_options=PostgresOptions(
             pool_size=args.store_pool_size,

@@ -28,6 +28,9 @@ class ControlPlaneConfig:
     max_concurrent_streams: int = 1000
     sqlite_synchronous: str = "NORMAL"
     state_url: str = "sqlite"  # shared state: "sqlite" (in the task store's file) or "redis://host:port/db"
+    # "" = no fan-out; "redis://host:port/db" = state-watch and topic events go to the other control planes
+    # through it, and a standby serves read-only calls (state get/list/watch, topic watch).
+    redis_url: str = ""
     # The task store: "" = SQLite in data_dir; "postgresql://user@host:port/db[?schema=NAME]" = PostgreSQL,
     # where several control planes run active/standby. `store_options` are its pool knobs.
     store_url: str = ""
@@ -64,6 +67,8 @@ class ControlPlaneConfig:
                 raise InvalidArgument(
                     f"--metrics-listen {self.metrics_listen!r} must be HOST:PORT, e.g. 127.0.0.1:9464 (port 0 = any)"
                 )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise InvalidArgument(f"--redis {self.redis_url!r} is not a Redis URL: use redis://HOST:PORT/DB")
         if is_postgres_url(self.store_url):
             parse_postgres_url(self.store_url)  # InvalidArgument now rather than at start
         elif self.store_url.strip() not in ("", "sqlite", "sqlite:"):

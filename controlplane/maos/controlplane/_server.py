@@ -42,6 +42,7 @@ from .api import (
     TemplateServicer,
 )
 from .api._checkpoints import CHECKPOINT_SERVICE_NAME, add_checkpoint_service
+from .api._fanout import wire_feeds
 from .api._hosts import host_message_stats
 from .api._leadership import LeadershipGate
 from .api._messages import SERVICE_NAME as MESSAGE_SERVICE_NAME
@@ -49,6 +50,7 @@ from .api._messages import add_message_service
 from .api._metrics import MetricsInterceptor
 from .api._state import STATE_SERVICE_NAME, add_state_service
 from .checkpoints import AutoCheckpoints, CheckpointManager, Progress, Sources, open_target
+from .fanout import DEFAULT_CHANNEL_PREFIX, RedisFanout
 from .messaging import (
     Messaging,
     MessagingConfig,
@@ -102,6 +104,12 @@ class ControlPlane:
         self.metrics_endpoint = ""  # where Prometheus scrapes, once serving
         self.state: StateBackend | None = None
         self.messaging: Messaging | None = None
+        # With --redis: the leader's live events to the other control planes, theirs to our watchers.
+        self.fanout = (
+            RedisFanout(config.redis_url, channel_prefix=f"{DEFAULT_CHANNEL_PREFIX}{self._deployment()}:")
+            if config.redis_url
+            else None
+        )
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.endpoint = ""
@@ -153,7 +161,8 @@ class ControlPlane:
         ]
         interceptors: list[grpc.aio.ServerInterceptor] = [  # type: ignore[type-arg]
             ErrorMappingInterceptor(),
-            LeadershipGate(self._refusal),  # inside the error mapping: its Unavailable gets mapped
+            # Inside the error mapping: its Unavailable gets mapped.
+            LeadershipGate(self._refusal, self._read_refusal),
             MetricsInterceptor(self.monitor.api),  # innermost: times the servicer itself
         ]
         if tracing.enabled():
@@ -169,11 +178,14 @@ class ControlPlane:
         templates_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(self.library), server)
         admin = AdminServicer(self.runtime, lambda: self.endpoint, self.monitor, lambda: self.metrics_endpoint)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
-        add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
+        state_servicer = add_state_service(server, self.runtime, self.state, capabilities_of=self._capabilities)
         add_checkpoint_service(server, self.checkpoints)
-        add_message_service(
+        message_servicer = add_message_service(
             server, self.messaging, lambda: host_message_stats(self.runtime), self.runtime.orch.task_on_agent
         )
+        wire_feeds(state_servicer.hub, message_servicer.topic_feed, self.messaging, self.fanout)
+        if self.fanout is not None:
+            await self.fanout.open()  # a Redis that cannot be reached stops the start here
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [
             CHECKPOINT_SERVICE_NAME,
@@ -292,6 +304,18 @@ class ControlPlane:
             return self.leadership.refusal()
         return "the control plane is starting; retry shortly"
 
+    def _deployment(self) -> str:
+        """What control planes sharing one store share: their fan-out channels are named after it."""
+        if isinstance(self.store, PostgresStore):
+            return self.store.target.deployment
+        return f"sqlite:{self.config.database_path.resolve()}"
+
+    def _read_refusal(self) -> str | None:
+        """Read-only calls: a standby serves them too when --redis feeds it the leader's live events."""
+        if not self.failure and not self._leading and self.fanout is not None and self.leadership is not None:
+            return None
+        return self._refusal()
+
     def _lose(self, reason: str) -> None:
         """Leadership is gone: stop serving at once and shut down; the process exits non-zero."""
         if self.failure:
@@ -328,6 +352,8 @@ class ControlPlane:
         await self.runtime.shutdown()
         if self._server is not None:
             await self._server.stop(grace_seconds)
+        if self.fanout is not None:
+            await self.fanout.close()
         if self.messaging is not None:
             await self.messaging.close()
         if self.state is not None:

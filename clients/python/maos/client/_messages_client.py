@@ -311,6 +311,21 @@ class MessagesClient:
         finally:
             call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves CallIterator.cancel untyped
 
+    def watch_topic(self, topic: str) -> Generator[messages_pb2.Message, None, None]:
+        """Every publication to `topic` from now on, at most once, consuming nothing (no ack): a live view.
+
+        Any control plane serves it (a standby too, with --redis). Runs until the iterator is closed.
+        """
+        call = self._stub.WatchTopic(
+            messages_pb2.WatchTopicRequest(topic=topic), metadata=caller_identity(self._caller)
+        )
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves CallIterator.cancel untyped
+
     def stats(self) -> list[messages_pb2.MailboxStats]:
         """Counters per topic ("topic:<name>", summed over its subscriptions) and per mailbox."""
         reply: messages_pb2.MessageStatsResponse = self._call(self._stub.Stats, messages_pb2.MessageStatsRequest())
@@ -438,6 +453,19 @@ class AsyncMessagesClient:
         """`MessagesClient.subscribe` for asyncio; leaving the loop cancels the stream."""
         request = messages_pb2.SubscribeRequest(mailbox=mailbox or "", lease_seconds=lease, max_in_flight=max_in_flight)
         call = self._stub.Subscribe(request, metadata=caller_identity(self._caller))
+        try:
+            async for msg in call:
+                yield msg
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, self.endpoint) from exc
+        finally:
+            call.cancel()
+
+    async def watch_topic(self, topic: str) -> AsyncGenerator[messages_pb2.Message, None]:
+        """`MessagesClient.watch_topic` for asyncio; leaving the loop cancels the stream."""
+        call = self._stub.WatchTopic(
+            messages_pb2.WatchTopicRequest(topic=topic), metadata=caller_identity(self._caller)
+        )
         try:
             async for msg in call:
                 yield msg

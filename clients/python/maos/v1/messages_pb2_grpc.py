@@ -75,6 +75,11 @@ class MessageServiceStub:
                 request_serializer=maos_dot_v1_dot_messages__pb2.MessageStatsRequest.SerializeToString,
                 response_deserializer=maos_dot_v1_dot_messages__pb2.MessageStatsResponse.FromString,
                 _registered_method=True)
+        self.WatchTopic = channel.unary_stream(
+                '/maos.v1.MessageService/WatchTopic',
+                request_serializer=maos_dot_v1_dot_messages__pb2.WatchTopicRequest.SerializeToString,
+                response_deserializer=maos_dot_v1_dot_messages__pb2.Message.FromString,
+                _registered_method=True)
 
 
 class MessageServiceServicer:
@@ -133,6 +138,16 @@ class MessageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTopic(self, request, context):
+        """The live view of a topic: every publication accepted from now on, at
+        most once, without consuming anything (no subscription, no ack). Any
+        control plane serves it; with --redis a standby sees the leader's
+        publications. A watch that falls 10,000 behind ends RESOURCE_EXHAUSTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +185,11 @@ def add_MessageServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=maos_dot_v1_dot_messages__pb2.MessageStatsRequest.FromString,
                     response_serializer=maos_dot_v1_dot_messages__pb2.MessageStatsResponse.SerializeToString,
+            ),
+            'WatchTopic': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTopic,
+                    request_deserializer=maos_dot_v1_dot_messages__pb2.WatchTopicRequest.FromString,
+                    response_serializer=maos_dot_v1_dot_messages__pb2.Message.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -367,6 +387,33 @@ class MessageService:
             '/maos.v1.MessageService/Stats',
             maos_dot_v1_dot_messages__pb2.MessageStatsRequest.SerializeToString,
             maos_dot_v1_dot_messages__pb2.MessageStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/maos.v1.MessageService/WatchTopic',
+            maos_dot_v1_dot_messages__pb2.WatchTopicRequest.SerializeToString,
+            maos_dot_v1_dot_messages__pb2.Message.FromString,
             options,
             channel_credentials,
             insecure,

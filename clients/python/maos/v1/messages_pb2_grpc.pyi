@@ -52,6 +52,12 @@ class MessageServiceStub:
     Subscribe: _grpc.UnaryStreamMultiCallable[_messages_pb2.SubscribeRequest, _messages_pb2.Message]
     """Push delivery to a mailbox or topic subscription; acknowledge with Ack."""
     Stats: _grpc.UnaryUnaryMultiCallable[_messages_pb2.MessageStatsRequest, _messages_pb2.MessageStatsResponse]
+    WatchTopic: _grpc.UnaryStreamMultiCallable[_messages_pb2.WatchTopicRequest, _messages_pb2.Message]
+    """The live view of a topic: every publication accepted from now on, at
+    most once, without consuming anything (no subscription, no ack). Any
+    control plane serves it; with --redis a standby sees the leader's
+    publications. A watch that falls 10,000 behind ends RESOURCE_EXHAUSTED.
+    """
 
 @_typing.type_check_only
 class MessageServiceAsyncStub(MessageServiceStub):
@@ -77,6 +83,12 @@ class MessageServiceAsyncStub(MessageServiceStub):
     Subscribe: _aio.UnaryStreamMultiCallable[_messages_pb2.SubscribeRequest, _messages_pb2.Message]  # type: ignore[assignment]
     """Push delivery to a mailbox or topic subscription; acknowledge with Ack."""
     Stats: _aio.UnaryUnaryMultiCallable[_messages_pb2.MessageStatsRequest, _messages_pb2.MessageStatsResponse]  # type: ignore[assignment]
+    WatchTopic: _aio.UnaryStreamMultiCallable[_messages_pb2.WatchTopicRequest, _messages_pb2.Message]  # type: ignore[assignment]
+    """The live view of a topic: every publication accepted from now on, at
+    most once, without consuming anything (no subscription, no ack). Any
+    control plane serves it; with --redis a standby sees the leader's
+    publications. A watch that falls 10,000 behind ends RESOURCE_EXHAUSTED.
+    """
 
 class MessageServiceServicer(metaclass=_abc_1.ABCMeta):
     """Messages between agents: to a task's mailbox, to a topic's subscribers, or
@@ -141,5 +153,17 @@ class MessageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _messages_pb2.MessageStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_messages_pb2.MessageStatsResponse, _abc.Awaitable[_messages_pb2.MessageStatsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchTopic(
+        self,
+        request: _messages_pb2.WatchTopicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_messages_pb2.Message], _abc.AsyncIterator[_messages_pb2.Message]]:
+        """The live view of a topic: every publication accepted from now on, at
+        most once, without consuming anything (no subscription, no ack). Any
+        control plane serves it; with --redis a standby sees the leader's
+        publications. A watch that falls 10,000 behind ends RESOURCE_EXHAUSTED.
+        """
 
 def add_MessageServiceServicer_to_server(servicer: MessageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -3,7 +3,9 @@
 One server interceptor, not a check in every servicer: while `refusal()`
 returns a message, each call (unary or streaming, hosts' Connect included) is
 refused with `Unavailable(message)`. Health checks and reflection pass, so
-a standby's health (NOT_SERVING) and its API stay visible.
+a standby's health (NOT_SERVING) and its API stay visible. The read-only calls
+in READ_ONLY_METHODS ask `read_refusal()` instead: with --redis a standby
+serves them (reads from the shared store, live events from the leader).
 """
 
 from __future__ import annotations
@@ -19,13 +21,22 @@ from ._errors import status_code
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 _ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+READ_ONLY_METHODS = frozenset(
+    {
+        "/maos.v1.StateService/Get",
+        "/maos.v1.StateService/List",
+        "/maos.v1.StateService/Watch",
+        "/maos.v1.MessageService/WatchTopic",
+    }
+)
 
 
 class LeadershipGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Refuses calls while `refusal()` says why (a standby, or a leader that stopped leading)."""
 
-    def __init__(self, refusal: Callable[[], str | None]) -> None:
+    def __init__(self, refusal: Callable[[], str | None], read_refusal: Callable[[], str | None] | None = None) -> None:
         self._refusal = refusal
+        self._read_refusal = read_refusal or refusal
 
     async def intercept_service(
         self,
@@ -35,7 +46,8 @@ class LeadershipGate(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler: Any = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(_ALWAYS_OPEN):
             return handler
-        message = self._refusal()
+        method = handler_call_details.method
+        message = self._read_refusal() if method in READ_ONLY_METHODS else self._refusal()
         if message is None:
             return handler
         return _refusing(handler, message)

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from maos.controlplane.api._context import before_deadline, caller_task_id
+from maos.controlplane.fanout import TopicFeed
 from maos.controlplane.messaging import (
     MAX_SEND_BATCH,
     Messaging,
@@ -23,6 +24,7 @@ from maos.controlplane.messaging import (
     outgoing,
     read_params,
 )
+from maos.controlplane.messaging._names import check_token
 from maos.errors import InvalidArgument, MaosError, NotFound
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
@@ -139,6 +141,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         self._config = messaging.config
         self._requests = MessageRequests(messaging, task_on_agent)
         self._host_stats = host_stats
+        self.topic_feed = TopicFeed()  # the live topic view (api/_fanout.py wires it to publications)
 
     async def Send(self, request: messages_pb2.SendRequest, context: Ctx) -> messages_pb2.SendResponse:
         return await self._requests.send(caller_task_id(context), request)
@@ -178,18 +181,25 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             mailboxes=[stats_to_proto(row) for row in self._messaging.stats()], hosts=hosts
         )
 
+    async def WatchTopic(
+        self, request: messages_pb2.WatchTopicRequest, context: Ctx
+    ) -> AsyncIterator[messages_pb2.Message]:
+        check_token(request.topic, "topic")
+        async for message in self.topic_feed.watch(request.topic):
+            yield message
+
 
 def add_message_service(
     server: grpc.aio.Server,
     messaging: Messaging,
     host_stats: HostStatsSource | None = None,
     task_on_agent: AgentLookup | None = None,
-) -> None:
+) -> MessageServicer:
     """Register MessageService on `server` (add SERVICE_NAME to its reflection/health lists).
     `host_stats` lists the connected hosts' relay statistics for Stats."""
-    messages_pb2_grpc.add_MessageServiceServicer_to_server(
-        MessageServicer(messaging, host_stats, task_on_agent), server
-    )
+    servicer = MessageServicer(messaging, host_stats, task_on_agent)
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(servicer, server)
+    return servicer
 
 
 def stats_to_proto(row: StatsRow) -> messages_pb2.MailboxStats:

@@ -351,9 +351,9 @@ class Messaging:
             stats.published += 1
             stats.bytes += len(message.data)
         if self.publication_listeners:
-            publication = Publication(
-                topic, result.message_ids[0] if result.message_ids else message.message_id, sender, message, time.time()
-            )
+            # No subscription: no copy took an id, but the watchers still see it under one.
+            message_id = result.message_ids[0] if result.message_ids else message.message_id or self._ids.new()
+            publication = Publication(topic, message_id, sender, message, time.time())
             for listener in self.publication_listeners:
                 try:
                     listener(publication)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._model import StateChange
+from ._model import StateChange, StateEntry
 
 WATCH_QUEUE_SIZE = 4_096
 
@@ -25,12 +26,22 @@ class StateWatcher:
         return cls(namespace, asyncio.Queue(size))
 
 
+# Queued to wake a watcher that must re-read the log; revision 0 is below anything it handled.
+_RESYNC = StateChange(StateEntry("", "", b"", 0, 0, 0.0))
+
+
 class StateHub:
-    """Watchers by namespace; `publish` is called only with committed changes."""
+    """Watchers by namespace; `publish` is called only with committed changes.
+
+    `forward`, when set, is also called with each change published here (to
+    fan it out to other control planes); changes that came from another
+    control plane enter through `deliver` and are not forwarded again.
+    """
 
     def __init__(self, queue_size: int = WATCH_QUEUE_SIZE) -> None:
         self._by_namespace: dict[str, set[StateWatcher]] = {}
         self._queue_size = queue_size
+        self.forward: Callable[[StateChange], None] | None = None
 
     def subscribe(self, namespace: str) -> StateWatcher:
         watcher = StateWatcher.bounded(namespace, self._queue_size)
@@ -49,6 +60,20 @@ class StateHub:
         return len(self._by_namespace.get(namespace, ()))
 
     def publish(self, change: StateChange) -> None:
+        self.deliver(change)
+        if self.forward is not None:
+            self.forward(change)
+
+    def resync(self) -> None:
+        """Changes may have been missed (fan-out interrupted): every watcher re-reads the log."""
+        for watchers in self._by_namespace.values():
+            for watcher in watchers:
+                watcher.overflowed = True
+                if watcher.queue.empty():
+                    watcher.queue.put_nowait(_RESYNC)
+
+    def deliver(self, change: StateChange) -> None:
+        """Hand a committed change to this process's watchers of its namespace."""
         watchers = self._by_namespace.get(change.entry.namespace)
         if not watchers:
             return

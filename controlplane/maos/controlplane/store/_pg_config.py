@@ -79,6 +79,12 @@ class PostgresTarget:
         return int.from_bytes(digest, "big", signed=True)
 
     @property
+    def deployment(self) -> str:
+        """database.schema: what the control planes of one deployment share (names its fan-out channels)."""
+        database = urlsplit(self.dsn).path.lstrip("/") or "postgres"
+        return f"{database}.{self.schema}"
+
+    @property
     def migration_lock_key(self) -> int:
         digest = hashlib.blake2b(f"maos-migrate:{self.schema}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big", signed=True)

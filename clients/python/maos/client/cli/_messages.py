@@ -189,6 +189,26 @@ def tail(state: CliState, mailbox: str, count: int | None) -> None:
         stream.close()
 
 
+@msg_group.command("watch")
+@click.argument("topic")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N", help="Stop after N messages.")
+@format_option
+@pass_state
+def watch(state: CliState, topic: str, count: int | None) -> None:
+    """Print what is published to TOPIC from now on (one JSON document per line with --format json),
+    consuming nothing: subscriptions still receive every message. Any control plane answers, a standby
+    too when the control planes share --redis. Until Ctrl-C or --count N."""
+    client = open_messages_client(state.endpoint, relay=False)
+    stream = client.watch_topic(topic)
+    try:
+        for msg in itertools.islice(stream, count):
+            click.echo(message_line(msg, as_json=state.json))
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(130) from None
+    finally:
+        stream.close()
+
+
 @msg_group.command("stats")
 @click.option("--hosts", "by_host", is_flag=True, help="each host's message relay instead of each mailbox")
 @format_option
