@@ -8,6 +8,7 @@ is logged with its traceback and answered INTERNAL without leaking it.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -67,6 +68,23 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
             return handler  # streaming requests (host Connect) handle their own errors
         method = handler_call_details.method
         deserializer = _safe_deserializer(method, handler.request_deserializer)
+        if handler.response_streaming and not inspect.isasyncgenfunction(handler.unary_stream):
+            # A handler that answers with context.write() (grpc's own Health.Watch): a coroutine.
+            writer: Any = handler.unary_stream
+
+            async def written(request: Any, context: Ctx) -> None:
+                if isinstance(request, _Malformed):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+                try:
+                    await writer(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await _fail(context, method, exc)
+
+            return grpc.unary_stream_rpc_method_handler(
+                written, request_deserializer=deserializer, response_serializer=handler.response_serializer
+            )
         if handler.response_streaming:
             inner_stream: Any = handler.unary_stream
 
