@@ -4,9 +4,11 @@ SIGKILL of the leader, and catches up from the store's change log after Redis co
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -113,7 +115,11 @@ def _pair(
 ) -> tuple[ControlPlaneProcess, ControlPlaneProcess]:
     args = ["--store", schema_url(schema), "--store-pool-size", "2"]
     leader = start_controlplane(tmp_path / "cp1", agents=TEST_AGENTS, extra=[*args, "--redis", REDIS_URL])
-    standby = start_controlplane(tmp_path / "cp2", agents=TEST_AGENTS, extra=[*args, "--redis", standby_redis])
+    standby = start_controlplane(
+        tmp_path / "cp2",
+        agents=TEST_AGENTS,
+        extra=[*args, "--redis", standby_redis, "--metrics-listen", "127.0.0.1:0"],
+    )
     return leader, standby
 
 
@@ -172,6 +178,15 @@ def test_a_standby_serves_watches_with_the_leaders_events_through_a_failover(tmp
             _stop(daemons)
 
 
+def _metrics(data_dir: Path) -> dict[str, float]:
+    """The unlabelled samples of a control plane's Prometheus endpoint."""
+    ready = json.loads((data_dir / "ready.json").read_text())
+    with urllib.request.urlopen(f"http://{ready['metrics_endpoint']}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    samples = (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    return {parts[0]: float(parts[1]) for parts in samples if len(parts) == 2 and "{" not in parts[0]}
+
+
 def orjson_value(message: messages_pb2.Message) -> Any:
     import orjson
 
@@ -203,6 +218,10 @@ def test_a_standby_watch_catches_up_from_the_log_when_redis_comes_back(tmp_path:
             watch.wait_for(60, seconds=30)
             assert [e.value for e in watch.items] == list(range(1, 61))
             assert "fan-out from other control planes paused" in standby.log.read_text()
+            metrics = _metrics(tmp_path / "cp2")
+            assert metrics["maos_fanout_connected"] == 1
+            assert metrics["maos_fanout_received_total"] >= 10
+            assert metrics["maos_fanout_resyncs_total"] >= 2  # the first subscription, and the one after the cut
         finally:
             _stop(daemons)
 

@@ -220,7 +220,10 @@ class ControlPlane:
         # Every MAOS service, plus "" for the server as a whole (not health and reflection themselves).
         self._health_names = [*names[:-2], ""]
         if self.config.metrics_listen:
-            self._metrics_http = MetricsHttpServer(self.config.metrics_listen, lambda: render_metrics(self.monitor))
+            self._metrics_http = MetricsHttpServer(
+                self.config.metrics_listen,
+                lambda: render_metrics(self.monitor, self.fanout.stats if self.fanout is not None else None),
+            )
             self.metrics_endpoint = await self._metrics_http.start()
             log.info("Prometheus metrics at http://%s/metrics", self.metrics_endpoint)
         if isinstance(self.store, PostgresStore):

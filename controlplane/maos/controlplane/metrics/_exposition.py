@@ -4,17 +4,22 @@ over the last RECENT_SECONDS of samples."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ._api import LONG_POLLS
 from ._monitor import Monitor
 from ._prometheus import Exposition
 from ._window import merge_samples
 
+if TYPE_CHECKING:
+    from maos.controlplane.fanout import FanoutStats
+
 RECENT_SECONDS = 60.0
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-def render_metrics(monitor: Monitor) -> str:
+def render_metrics(monitor: Monitor, fanout: FanoutStats | None = None) -> str:
+    """The exposition text; `fanout` adds the --redis fan-out's counters when it is on."""
     now = time.time()
     samples, _ = monitor.window.span(RECENT_SECONDS, now)
     recent = merge_samples(samples)
@@ -123,6 +128,18 @@ def render_metrics(monitor: Monitor) -> str:
     out.sample("maos_messages_sent_total", monitor.messages_sent_total)
     out.family("maos_messages_delivered_total", "counter", "First deliveries of messages.")
     out.sample("maos_messages_delivered_total", monitor.messages_delivered_total)
+
+    if fanout is not None:
+        out.family("maos_fanout_connected", "gauge", "1 while the fan-out's Redis subscription is up (--redis).")
+        out.sample("maos_fanout_connected", 1 if fanout.connected else 0)
+        for name, value, what in (
+            ("maos_fanout_published_total", fanout.published, "Events published to the other control planes."),
+            ("maos_fanout_received_total", fanout.received, "Events received from the other control planes."),
+            ("maos_fanout_dropped_total", fanout.dropped, "Events that could not be published (Redis away)."),
+            ("maos_fanout_resyncs_total", fanout.resyncs, "Times watchers re-read the change log (events missed)."),
+        ):
+            out.family(name, "counter", what)
+            out.sample(name, value)
 
     out.family("maos_alerts_active", "gauge", "Alerts of the performance monitor that are active, by rule.")
     active: dict[str, int] = {}
