@@ -60,7 +60,7 @@ from .messaging import (
     open_messaging,
 )
 from .metrics import MetricsHttpServer, Monitor, render_metrics
-from .state import PostgresStateBackend, StateBackend, open_state_backend
+from .state import PostgresStateBackend, RedisStateBackend, StateBackend, open_state_backend
 from .store import PostgresStore, open_store
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,8 @@ class ControlPlane:
             if self.leadership is not None:
                 # Fenced before the first write; messages loaded as the old leader committed them.
                 for fenced in (self.state, self.messaging.store):
-                    if isinstance(fenced, PostgresStateBackend | PostgresMessageStore):
+                    # The Redis state cache fences its PostgreSQL backend and caches only while leading.
+                    if isinstance(fenced, PostgresStateBackend | RedisStateBackend | PostgresMessageStore):
                         fenced.fence(self.leadership.epoch, self.leadership.deposed)
                 await self.messaging.open()
             await self._start_checkpoints()

@@ -1,5 +1,6 @@
 """What only the PostgreSQL state backend does: it is chosen beside a PostgreSQL task store,
-it is durable for the next control plane on the schema, and its writes are fenced."""
+it is durable for the next control plane on the schema, and its writes are fenced (also with a
+Redis cache in front, which only the leader uses)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from maos.controlplane.store import NotLeader, PostgresStore
 
 from tests.integration.store.pg import fresh_schema, schema_url
 
-from .conftest import REDIS_URL, TEST_POOL
+from .conftest import REDIS_URL, TEST_POOL, drop_prefix, redis_prefix
 
 NS = "tree:01TESTROOT"
 
@@ -30,11 +31,20 @@ async def test_chosen_beside_a_postgres_store_unless_redis_is_named(tmp_path: Pa
             finally:
                 await state.close()
             assert not (tmp_path / "maos.db").exists()  # nothing went to a local file
-            redis = await open_state_backend(REDIS_URL, tmp_path / "maos.db", postgres=store)
+            prefix = redis_prefix()
             try:
-                assert isinstance(redis, RedisStateBackend)
+                redis = await open_state_backend(
+                    REDIS_URL, tmp_path / "maos.db", postgres=store, redis_key_prefix=prefix
+                )
+                try:
+                    assert isinstance(redis, RedisStateBackend) and isinstance(redis.durable, PostgresStateBackend)
+                    assert redis.description == f"{REDIS_URL} (cache) over {store.description}"
+                    assert len(await redis.list(NS, limit=1000)) == 300  # the same copy
+                finally:
+                    await redis.close()
             finally:
-                await redis.close()
+                await drop_prefix(prefix)
+            assert not (tmp_path / "maos.db").exists()
         finally:
             await store.close()
 
@@ -83,3 +93,46 @@ async def bump_epoch(store: PostgresStore, leader: str) -> int:
     async with store.pool.acquire() as conn:
         bump = "UPDATE leadership SET epoch = epoch + 1, leader = $1 WHERE id = 1 RETURNING epoch"
         return int(await conn.fetchval(bump, leader))
+
+
+async def test_with_a_redis_cache_only_the_leader_caches_and_a_standby_never_reads_stale(tmp_path: Path) -> None:
+    """Leader and standby share the schema and the Redis prefix; only the leader writes."""
+    prefix = redis_prefix()
+    async with fresh_schema() as schema:
+        stores = [PostgresStore(schema_url(schema), TEST_POOL) for _ in range(2)]
+        for store in stores:
+            await store.open()
+        deposed: list[str] = []
+        try:
+            leader, standby = [
+                await open_state_backend(REDIS_URL, tmp_path / "unused.db", postgres=s, redis_key_prefix=prefix)
+                for s in stores
+            ]
+            try:
+                assert isinstance(leader, RedisStateBackend) and isinstance(standby, RedisStateBackend)
+                assert leader.generation is None  # not until it leads
+                leader.fence(await bump_epoch(stores[0], "cp-1"), deposed.append)
+                assert leader.generation is not None and standby.generation is None
+                for i in range(1, 4):
+                    await leader.put(NS, "k", orjson.dumps(i))
+                    for backend in (leader, standby):
+                        entry = await backend.get(NS, "k")
+                        assert entry is not None and entry.value == orjson.dumps(i)
+
+                # The standby takes over: the old leader's writes are fenced and it stops caching.
+                epoch = await bump_epoch(stores[1], "cp-2:7700")
+                standby.fence(epoch, deposed.append)
+                with pytest.raises(NotLeader, match="cp-2:7700"):
+                    await leader.put(NS, "k", orjson.dumps("deposed"))
+                assert deposed and leader.generation is None
+                assert standby.generation is not None and standby.generation != leader.generation
+                assert (await standby.put(NS, "k", orjson.dumps(4))).entry.version == 4
+                entry = await leader.get(NS, "k")  # from PostgreSQL, not from what it cached as leader
+                assert entry is not None and entry.value == orjson.dumps(4)
+            finally:
+                await leader.close()
+                await standby.close()
+        finally:
+            for store in stores:
+                await store.close()
+            await drop_prefix(prefix)

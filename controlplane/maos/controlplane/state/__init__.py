@@ -1,9 +1,9 @@
 """Shared state: a key-value store of JSON values by namespace, behind one protocol.
 
 SQLite (embedded, in the task store's file) is the default; with a PostgreSQL
-task store it lives in PostgreSQL instead; Redis serves it when the control
-plane runs with `--state redis://...`. The gRPC servicer is
-maos.controlplane.api._state.
+task store it lives in PostgreSQL instead. `--state redis://...` keeps it there
+and adds Redis as a write-through, read-through cache in front, never the only
+copy. The gRPC servicer is maos.controlplane.api._state.
 """
 
 from ._access import GlobalAccess as GlobalAccess

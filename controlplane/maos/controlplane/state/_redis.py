@@ -1,29 +1,26 @@
-"""Shared state in Redis (`--state redis://host:port/db`), behind the same protocol.
+"""Shared state with Redis as a cache (`--state redis://...`) in front of the durable backend.
 
-Per namespace NS, under a key prefix P (default "maos:state:"), with NS as a
-hash tag so that one namespace's keys live in one cluster slot:
+Redis is never the only copy of anything acknowledged. The authority is the backend `--state sqlite`
+would use (the SQLite file beside the tasks, or the PostgreSQL schema of a PostgreSQL task store): a
+write (put, cas, delete, import) commits there first (versions checked, version and revision assigned,
+change logged); only then is the resulting entry, or a tombstone for a deletion, written to Redis, and
+the call answers. Redis may evict anything (`allkeys-lru`) or restart empty: nothing acknowledged is
+lost. A get asks Redis first, on a miss the durable backend, then fills Redis; list, changes and
+namespaces read the durable backend (under eviction Redis cannot know it holds a whole prefix).
 
-    P{NS}:rev       the namespace's revision counter
-    P{NS}:keys      sorted set of the keys (score 0: ordered by bytes, for prefix listing)
-    P{NS}:e:<key>   hash: d (JSON value), v (version), r (revision), t (updated, epoch seconds)
-    P{NS}:log       stream of the last `change_log_size` changes, entry id "<revision>-0"
+Entries carry their change's revision and a Lua script writes one only over an older one, so two
+operations on one key finishing in either order leave the newer; should the newer be evicted before
+the older lands, this process (the only writer) sees the overlap and takes the older back. Entries
+expire after `ttl_seconds`. Commands issued in one event-loop turn share a pipeline (_autopipeline).
 
-Every write is one Lua script (EVALSHA) that checks the version, bumps it and
-the revision, and appends to the log: atomic, one round trip. Listing values
-pipelines one HMGET per key. Connections come from a bounded, blocking pool.
-
-Watchers are fed by the control plane that made a change (see the servicer's
-hub); with several control planes on one Redis, cross-process fan-out of
-watch events is the message bus's job (issue 5) and not done here.
-
-Redis going away: a call that cannot reach it fails with Unavailable naming
-it, and from then on calls fail at once (no connect timeout each) while a probe
-PINGs with backoff; once Redis answers, calls go through again, no restart
-needed. A write whose connection broke mid-call may or may not have happened
-(UNAVAILABLE says so, as gRPC means it); one that was acknowledged is in Redis.
-With this backend Redis is the only copy of shared state, so it must persist
-what it acknowledged: run it with `appendonly yes` (`appendfsync everysec`
-loses at most the last second on power loss; `always` loses nothing).
+Generations: keys are `<prefix>g<N>:{<namespace>}:<key>` (hash: d value, v version (0: absent),
+r revision, t updated), N from `INCR <prefix>generation` (never below the Redis clock in ms, so a
+counter lost to eviction cannot hand out an old number). A fresh generation is taken at open, after
+any failed cache call (Redis may now hold an older entry than the durable one; calls go to the
+durable backend until Redis answers again, logged once each way), after an import, and when a
+former leader leads again. So a stale entry is never read; old generations age out by TTL. Over
+PostgreSQL only the leader (from `fence`) uses the cache: a standby reads the durable backend and
+never serves an entry the leader has since changed.
 """
 
 from __future__ import annotations
@@ -31,80 +28,62 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from maos.errors import Internal, ResourceExhausted, Unavailable
-from redis.exceptions import ClusterDownError, MasterDownError, ReadOnlyError, RedisError, TryAgainError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from maos.errors import Unavailable
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from ._model import DeleteOutcome, StaleVersion, StateChange, StateEntry, StateLimits
-from ._validation import check_key, check_prefix, check_value, prefix_end
+from ._autopipeline import AutoPipeline
+from ._model import DeleteOutcome, StateBackend, StateChange, StateEntry, StateLimits
+from ._postgres import PostgresStateBackend
+from ._validation import check_key
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY_PREFIX = "maos:state:"
 DEFAULT_MAX_CONNECTIONS = 32
-POOL_WAIT_SECONDS = 10.0
-FIRST_PROBE_SECONDS = 0.1  # while Redis is unreachable, PING it this often at first,
+DEFAULT_TTL_SECONDS = 3600.0
+DEFAULT_SOCKET_TIMEOUT_SECONDS = 2.0  # a cache that does not answer soon is bypassed, not waited for
+HEALTH_CHECK_SECONDS = 30  # PING a connection idle this long before using it (the guide's setting)
+FIRST_PROBE_SECONDS = 0.1  # after a failure, try Redis again this soon,
 MAX_PROBE_SECONDS = 1.0  # backing off to this
 PROBE_TIMEOUT_SECONDS = 2.0
-# Errors that mean "Redis cannot serve right now" (unreachable, loading, failing over), not "a bug".
-_UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
-_NOT_NOW: tuple[type[BaseException], ...] = (TryAgainError, ReadOnlyError, MasterDownError, ClusterDownError)
+WRITE_CLOSE_SECONDS = 30.0  # close() waits this long for writes still being cached
+# Keys whose last write is remembered for racing fills (see _fill); past this the memory starts over.
+MAX_TRACKED_KEYS = 4096
+# Anything that means "Redis cannot serve this now": every such failure sends calls to the durable backend.
+_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+_FIELDS = (b"d", b"v", b"r", b"t")
+_T = TypeVar("_T")
 
-# Shared by both scripts: the entry as it is, for a compare that failed.
-_CONFLICT = """
-local function conflict(cur)
-  local e = redis.call('HMGET', KEYS[1], 'd', 'r', 't')
-  return {0, cur, e[1] or '', tonumber(e[2] or '0'), e[3] or '0'}
+# KEYS: the counter. The next generation: INCR, but never below the server clock in ms.
+_NEXT_GENERATION = """
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local n = redis.call('INCR', KEYS[1])
+if n < floor then
+  n = floor
+  redis.call('SET', KEYS[1], string.format('%.0f', floor))
 end
+return n
 """
-
-# KEYS: entry, index, revision counter, log. ARGV: key, value, expected version (-1: any), now, log size.
-# Returns {1, version, revision} or {0, current version, value, revision, updated}.
-_WRITE = (
-    _CONFLICT
-    + """
-local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-local expected = tonumber(ARGV[3])
-if expected >= 0 and cur ~= expected then return conflict(cur) end
-local ver = cur + 1
-local rev = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ver, 'r', rev, 't', ARGV[4])
-if cur == 0 then redis.call('ZADD', KEYS[2], 0, ARGV[1]) end
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[5], rev .. '-0',
-           'k', ARGV[1], 'v', ver, 'd', ARGV[2], 'x', '0', 't', ARGV[4])
-return {1, ver, rev}
+# KEYS: the entry. ARGV: revision, version (0: absent), value, updated, TTL in ms. Returns 1 if written.
+_STORE = """
+local cur = redis.call('HGET', KEYS[1], 'r')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'd', ARGV[3], 't', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
 """
-)
-
-# KEYS: entry, index, revision counter, log. ARGV: key, expected version (0: any), now, log size.
-# Returns {1, revision} (deleted), {2, revision} (no such key) or a conflict.
-_DELETE = (
-    _CONFLICT
-    + """
-local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-local expected = tonumber(ARGV[2])
-if expected > 0 and cur ~= expected then return conflict(cur) end
-if cur == 0 then return {2, tonumber(redis.call('GET', KEYS[3]) or '0')} end
-local rev = redis.call('INCR', KEYS[3])
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], rev .. '-0',
-           'k', ARGV[1], 'v', '0', 'd', '', 'x', '1', 't', ARGV[3])
-return {1, rev}
-"""
-)
-
-# KEYS: revision counter. ARGV: a revision. Raises the counter to it, never lowers it.
-_RAISE_REVISION = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+# KEYS: the entry. ARGV: a revision. Deletes the entry only while it is at that revision.
+_UNDO = """
+if redis.call('HGET', KEYS[1], 'r') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -120,52 +99,115 @@ def redacted(url: str) -> str:
 
 
 class RedisStateBackend:
-    """StateBackend on Redis 6.2+ through redis.asyncio with a bounded connection pool."""
+    """StateBackend whose authority is `durable`, with Redis (6.2+) as a write-through, read-through cache.
+
+    It opens and closes `durable` itself; `limits` are the durable backend's.
+    """
 
     def __init__(
         self,
         url: str,
+        durable: StateBackend,
         *,
-        limits: StateLimits | None = None,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        socket_timeout_seconds: float = DEFAULT_SOCKET_TIMEOUT_SECONDS,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if ttl_seconds < 0.001:
+            raise ValueError("ttl_seconds must be at least 0.001")
         self._url = url
-        self._limits = limits or StateLimits()
+        self._durable = durable
         self._prefix = key_prefix.encode()
+        self._ttl_ms = str(round(ttl_seconds * 1000)).encode()
+        # No retries: a failing cache is bypassed, and a probe finds out when it is back.
         self._pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout_seconds,
+            socket_timeout=socket_timeout_seconds,
+            socket_connect_timeout=socket_timeout_seconds,
+            socket_keepalive=True,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            retry=Retry(NoBackoff(), 0),
         )
         self._redis = aioredis.Redis(connection_pool=self._pool)
-        self._write_script = self._redis.register_script(_WRITE)
-        self._delete_script = self._redis.register_script(_DELETE)
-        self._pending = 0
+        self._pipe = AutoPipeline(self._redis)
+        self._store_sha = self._undo_sha = ""
+        # Over PostgreSQL a standby must not cache what the leader changes: wait for `fence`.
+        self._leading = not isinstance(durable, PostgresStateBackend)
+        self._gen: bytes | None = None  # "<prefix>g<N>:" while the cache may be used
+        self._renewal: asyncio.Task[None] | None = None
+        self._down: tuple[float, str] | None = None  # (monotonic since, why) while Redis fails
+        # By (namespace, raw key): writes in flight, the highest revision they cached, and when the
+        # last write ended (in writes done), for cache writes racing each other (see _write_through).
+        self._inflight: dict[tuple[str, bytes], int] = {}
+        self._top: dict[tuple[str, bytes], int] = {}
+        self._done: dict[tuple[str, bytes], int] = {}
+        self._seq = 0  # writes done
+        self._floor = 0  # fills that started before this write count as raced by every key
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._opened = False
         self._closed = False
-        self._down: tuple[float, str] | None = None  # (monotonic since, why) while Redis is unreachable
-        self._probe: asyncio.Task[None] | None = None
 
     @property
     def description(self) -> str:
-        return redacted(self._url)
+        return f"{redacted(self._url)} (cache) over {self._durable.description}"
 
     @property
     def limits(self) -> StateLimits:
-        return self._limits
+        return self._durable.limits
+
+    @property
+    def durable(self) -> StateBackend:
+        """The backend that holds the authoritative copy."""
+        return self._durable
+
+    @property
+    def generation(self) -> int | None:
+        """The cache generation in use; None while reads and writes bypass Redis."""
+        if self._gen is None or not self._leading:
+            return None
+        return int(self._gen[len(self._prefix) + 1 : -1])
+
+    @property
+    def outage(self) -> str | None:
+        """Why the cache is bypassed right now (one line), None while Redis answers."""
+        if self._down is None:
+            return None
+        since, why = self._down
+        return (
+            f"the shared-state cache Redis at {redacted(self._url)} has failed ({why}) for "
+            f"{time.monotonic() - since:.1f}s; state is served from {self._durable.description} meanwhile"
+        )
 
     async def open(self) -> None:
-        """Check that Redis answers, so a wrong URL fails at start, not on the first write."""
-        with self._errors():
-            await self._redis.ping()
+        """Take a generation (so a wrong URL fails at start, not later), then open the durable backend."""
+        if self._opened:
+            return
+        try:
+            await self._start_generation()
+        except _FAILURES as exc:
+            raise Unavailable(
+                f"the shared-state Redis at {redacted(self._url)} cannot be reached: {exc}; "
+                "check the --state URL and that Redis runs"
+            ) from exc
+        await self._durable.open()
+        self._opened = True
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.wait([self._probe])
+        if self._writes:  # writes committed or queued finish, and are cached, first
+            await asyncio.wait(set(self._writes), timeout=WRITE_CLOSE_SECONDS)
+        await self._durable.close()
+        if self._renewal is not None:
+            self._renewal.cancel()
+            await asyncio.wait([self._renewal])
+        await self._pipe.drain()
         await self._redis.aclose()
         await self._pool.aclose()
 
@@ -178,221 +220,232 @@ class RedisStateBackend:
     ) -> None:
         await self.close()
 
-    @property
-    def outage(self) -> str | None:
-        """Why state calls fail right now (one line), None while Redis answers."""
-        if self._down is None:
-            return None
-        since, why = self._down
-        return (
-            f"the shared-state Redis at {self.description} cannot be reached ({why}) for "
-            f"{time.monotonic() - since:.1f}s; the control plane reconnects by itself: retry shortly"
-        )
+    def fence(self, epoch: int, on_deposed: Callable[[str], None]) -> None:
+        """This control plane leads at `epoch`: fence the durable backend's writes, and use the cache
+        (until deposed) under a generation nobody has written in: the one taken at open, unused
+        until now, or a fresh one if it led before."""
+        if isinstance(self._durable, PostgresStateBackend):
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        if self._down is not None:  # fail at once instead of waiting out a timeout per call
-            raise Unavailable(self.outage or f"the shared-state Redis at {self.description} cannot be reached")
-        try:
-            yield
-        except _UNREACHABLE as exc:
-            self._unreachable(exc)
-            raise Unavailable(f"the shared-state Redis at {self.description} cannot be reached: {exc}") from exc
-        except _NOT_NOW as exc:
-            raise Unavailable(f"the shared-state Redis at {self.description} cannot serve now: {exc}") from exc
-        except RedisError as exc:
-            raise Internal(f"the shared-state Redis at {self.description} answered an error: {exc}") from exc
+            def deposed(detail: str) -> None:
+                self._leading = False
+                on_deposed(detail)
 
-    def _unreachable(self, exc: BaseException) -> None:
+            self._durable.fence(epoch, deposed)
+        if self._leading:
+            self._renew()
+        self._leading = True
+
+    # ------------------------------------------------------------ generations
+
+    async def _start_generation(self) -> None:
+        self._store_sha = str(await self._redis.script_load(_STORE))
+        self._undo_sha = str(await self._redis.script_load(_UNDO))
+        number = int(await self._redis.eval(_NEXT_GENERATION, 1, self._prefix + b"generation"))
+        self._gen = self._prefix + b"g%d:" % number
+
+    def _renew(self) -> None:
+        """Stop using the current generation; a fresh one is taken in the background."""
+        self._gen = None
+        if self._closed or (self._renewal is not None and not self._renewal.done()):
+            return
+        self._renewal = asyncio.get_running_loop().create_task(self._take_generation(), name="maos-redis-cache")
+
+    async def _take_generation(self) -> None:
+        delay = FIRST_PROBE_SECONDS
+        while not self._closed:
+            try:
+                # Scripts again too: a Redis that restarted has forgotten them.
+                await asyncio.wait_for(self._start_generation(), PROBE_TIMEOUT_SECONDS)
+            except _FAILURES as exc:
+                self._degraded(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_PROBE_SECONDS)
+                continue
+            if self._down is not None:
+                since = time.monotonic() - self._down[0]
+                log.warning(
+                    "shared-state cache Redis at %s answers again after %.1fs; caching under generation %s",
+                    redacted(self._url),
+                    since,
+                    self.generation,
+                )
+                self._down = None
+            return
+
+    def _failed(self, exc: BaseException, gen: bytes) -> None:
+        """A cache call under `gen` failed: what Redis holds there may be stale now."""
+        if self._gen != gen:
+            return  # a generation given up already
+        self._degraded(exc)
+        self._renew()
+
+    def _degraded(self, exc: BaseException) -> None:
         if self._down is not None or self._closed:
             return
         why = str(exc).strip() or type(exc).__name__
         self._down = (time.monotonic(), why)
-        log.warning("shared-state Redis at %s unreachable: %s", self.description, why)
-        self._probe = asyncio.get_running_loop().create_task(self._reconnect(), name="maos-redis-probe")
+        log.warning(
+            "shared-state cache Redis at %s failed (%s): serving state from %s until it answers again",
+            redacted(self._url),
+            why,
+            self._durable.description,
+        )
 
-    async def _reconnect(self) -> None:
-        delay = FIRST_PROBE_SECONDS
-        while self._down is not None and not self._closed:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_PROBE_SECONDS)
-            try:
-                await asyncio.wait_for(self._redis.ping(), timeout=PROBE_TIMEOUT_SECONDS)
-            except (*_UNREACHABLE, *_NOT_NOW):
-                continue
-            log.warning("shared-state Redis at %s reachable again after %.1fs", self.description, self._since())
-            self._down = None
+    def _cache(self) -> bytes | None:
+        """The generation to use now, None to bypass Redis."""
+        return self._gen if self._leading else None
 
-    def _since(self) -> float:
-        return time.monotonic() - self._down[0] if self._down is not None else 0.0
+    def _name(self, gen: bytes, namespace: str, raw: bytes) -> bytes:
+        return gen + b"{" + namespace.encode() + b"}:" + raw
 
-    def _keys(self, namespace: str, raw_key: bytes) -> list[bytes]:
-        """The four keys a write script touches, in the order the scripts expect."""
-        base = self._base(namespace)
-        return [base + b"e:" + raw_key, base + b"keys", base + b"rev", base + b"log"]
-
-    def _base(self, namespace: str) -> bytes:
-        return self._prefix + b"{" + namespace.encode() + b"}:"
-
-    async def _run(self, script: Any, keys: list[bytes], args: list[bytes | int | str]) -> list[Any]:
-        if self._closed:
-            raise Unavailable("shared state is closed: the control plane is shutting down")
-        if self._pending >= self._limits.max_pending_writes:
-            raise ResourceExhausted(f"{self._pending} shared-state writes are waiting for Redis; retry in a moment")
-        self._pending += 1
-        try:
-            with self._errors():
-                result: list[Any] = await script(keys=keys, args=args)
-                return result
-        finally:
-            self._pending -= 1
+    def _store(self, name: bytes, entry: StateEntry) -> Awaitable[Any]:
+        value, version = (entry.value, entry.version) if entry.version else (b"", 0)
+        args = (entry.revision, version, value, repr(entry.updated_at), self._ttl_ms)
+        return self._pipe.call("EVALSHA", self._store_sha, 1, name, *args)
 
     # ------------------------------------------------------------------ writes
 
     async def put(self, namespace: str, key: str, value: bytes) -> StateChange:
-        return await self._write(namespace, key, value, -1)
+        raw = check_key(key, self.limits)
+        return await self._write(namespace, raw, lambda: self._durable.put(namespace, key, value), _changed)
 
     async def cas(self, namespace: str, key: str, value: bytes, expected_version: int) -> StateChange:
-        return await self._write(namespace, key, value, max(expected_version, 0))
-
-    async def _write(self, namespace: str, key: str, value: bytes, expected: int) -> StateChange:
-        raw = check_key(key, self._limits)
-        check_value(key, value, self._limits)
-        now = time.time()
-        args: list[bytes | int | str] = [raw, value, expected, repr(now), self._limits.change_log_size]
-        reply = await self._run(self._write_script, self._keys(namespace, raw), args)
-        if reply[0] == 0:
-            raise _stale(namespace, key, expected, reply)
-        return StateChange(StateEntry(namespace, key, value, int(reply[1]), int(reply[2]), now))
+        raw = check_key(key, self.limits)
+        commit = lambda: self._durable.cas(namespace, key, value, expected_version)  # noqa: E731
+        return await self._write(namespace, raw, commit, _changed)
 
     async def delete(self, namespace: str, key: str, expected_version: int = 0) -> DeleteOutcome:
-        raw = check_key(key, self._limits)
-        now = time.time()
-        expected = max(expected_version, 0)
-        args: list[bytes | int | str] = [raw, expected, repr(now), self._limits.change_log_size]
-        reply = await self._run(self._delete_script, self._keys(namespace, raw), args)
-        if reply[0] == 0:
-            raise _stale(namespace, key, expected, reply)
-        revision = int(reply[1])
-        if reply[0] == 2:
-            return DeleteOutcome(None, revision)
-        return DeleteOutcome(StateChange(StateEntry(namespace, key, b"", 0, revision, now), deleted=True), revision)
+        raw = check_key(key, self.limits)
+        commit = lambda: self._durable.delete(namespace, key, expected_version)  # noqa: E731
+        return await self._write(namespace, raw, commit, lambda outcome: outcome.change)
+
+    async def _write(
+        self,
+        namespace: str,
+        raw: bytes,
+        commit: Callable[[], Awaitable[_T]],
+        change_of: Callable[[_T], StateChange | None],
+    ) -> _T:
+        if self._closed:
+            raise Unavailable("shared state is closed: the control plane is shutting down")
+        at = (namespace, raw)
+        self._inflight[at] = self._inflight.get(at, 0) + 1
+        # Its own task, shielded: a caller that stops waiting must not leave a committed write uncached.
+        task = asyncio.get_running_loop().create_task(self._commit_and_cache(at, self._seq, commit, change_of))
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that stopped waiting has no one to tell
+
+    async def _commit_and_cache(
+        self,
+        at: tuple[str, bytes],
+        started: int,
+        commit: Callable[[], Awaitable[_T]],
+        change_of: Callable[[_T], StateChange | None],
+    ) -> _T:
+        try:
+            result = await commit()
+            change = change_of(result)
+            gen = self._cache()  # now, not at the start: a generation taken meanwhile must see this write
+            if change is not None and gen is not None:
+                # On failure Redis may still hold the older entry: its generation is never read again.
+                try:
+                    await self._write_through(gen, at, change.entry)
+                except _FAILURES as exc:
+                    self._failed(exc, gen)
+                except asyncio.CancelledError as exc:
+                    self._failed(exc, gen)
+                    raise
+            return result
+        finally:
+            left = self._inflight[at] - 1
+            if left:
+                self._inflight[at] = left
+            else:
+                del self._inflight[at]
+                self._top.pop(at, None)
+            self._seq += 1
+            if len(self._done) >= MAX_TRACKED_KEYS and at not in self._done:
+                self._done.clear()
+                self._floor = self._seq
+            self._done[at] = self._seq
+
+    async def import_entries(self, entries: Sequence[StateEntry]) -> None:
+        await self._durable.import_entries(entries)
+        # Imported revisions may be below tombstones in the cache: start again from an empty one.
+        self._renew()
 
     # ------------------------------------------------------------------- reads
 
     async def get(self, namespace: str, key: str) -> StateEntry | None:
-        raw = check_key(key, self._limits)
-        with self._errors():
-            fields = await self._redis.hmget(self._base(namespace) + b"e:" + raw, [b"d", b"v", b"r", b"t"])
-        return _entry(namespace, key, [_raw(f) for f in fields])
+        raw = check_key(key, self.limits)
+        if self._closed:
+            raise Unavailable("shared state is closed: the control plane is shutting down")
+        gen = self._cache()
+        if gen is None:
+            return await self._durable.get(namespace, key)
+        name = self._name(gen, namespace, raw)
+        try:
+            fields = await self._pipe.call("HMGET", name, *_FIELDS)
+        except _FAILURES as exc:
+            self._failed(exc, gen)
+            return await self._durable.get(namespace, key)
+        value, version, revision, updated = fields
+        if version is not None:  # a hit; version 0 marks a key known to be absent
+            if version == b"0":
+                return None
+            return StateEntry(namespace, key, value or b"", int(version), int(revision or 0), float(updated or 0))
+        started = self._seq
+        entry = await self._durable.get(namespace, key)
+        await self._fill(gen, (namespace, raw), started, entry)
+        return entry
+
+    # The store script alone keeps the newer of two entries for one key, but the newer may land
+    # first and be evicted before the older arrives, which then stays. Every write of a generation
+    # is made in this process, so such overlaps are seen here, and the older entry is taken back.
+
+    async def _write_through(self, gen: bytes, at: tuple[str, bytes], entry: StateEntry) -> None:
+        """Cache a committed write's entry; undone if a newer write on the key was cached meanwhile."""
+        self._top[at] = max(self._top.get(at, 0), entry.revision)
+        name = self._name(gen, *at)
+        if await self._store(name, entry) and self._top[at] > entry.revision:
+            await self._undo(name, entry.revision)
+
+    async def _fill(self, gen: bytes, at: tuple[str, bytes], started: int, entry: StateEntry | None) -> None:
+        """Cache what the durable backend answered (read from write count `started` on), unless a
+        write on the key overlapped the read; undone if one began before the fill landed."""
+        if self._gen != gen or self._raced(at, started):
+            return
+        shown = entry or StateEntry(at[0], "", b"", 0, 0, 0.0)  # absent: revision 0 loses to any write
+        name = self._name(gen, *at)
+        try:
+            if await self._store(name, shown) and self._raced(at, started):
+                await self._undo(name, shown.revision)
+        except _FAILURES as exc:
+            self._failed(exc, gen)
+
+    def _raced(self, at: tuple[str, bytes], started: int) -> bool:
+        return started < self._floor or at in self._inflight or self._done.get(at, 0) > started
+
+    def _undo(self, name: bytes, revision: int) -> Awaitable[Any]:
+        return self._pipe.call("EVALSHA", self._undo_sha, 1, name, revision)
 
     async def list(
         self, namespace: str, prefix: str = "", *, after_key: str = "", limit: int = 100, keys_only: bool = False
     ) -> Sequence[StateEntry]:
-        low = check_prefix(prefix, self._limits)
-        after = after_key.encode("utf-8")
-        start = b"(" + after if after >= low and after else b"[" + low
-        base = self._base(namespace)
-        with self._errors():
-            found = await self._redis.zrangebylex(base + b"keys", start, b"(" + prefix_end(low), start=0, num=limit)
-            keys = [_bytes(k) for k in found]
-            if not keys:
-                return []
-            wanted = [b"v", b"r", b"t"] if keys_only else [b"d", b"v", b"r", b"t"]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for k in keys:
-                    pipe.hmget(base + b"e:" + k, wanted)
-                rows: list[list[bytes | None]] = await pipe.execute()
-        out: list[StateEntry] = []
-        for k, fields in zip(keys, rows, strict=True):
-            entry = _entry(namespace, k.decode(), [b"", *fields] if keys_only else list(fields))
-            if entry is not None:  # deleted between the two calls
-                out.append(entry)
-        return out
+        return await self._durable.list(namespace, prefix, after_key=after_key, limit=limit, keys_only=keys_only)
 
     async def changes(self, namespace: str, after_revision: int, limit: int) -> Sequence[StateChange]:
-        with self._errors():
-            rows = await self._redis.xrange(
-                self._base(namespace) + b"log", min=f"{after_revision + 1}-0", max="+", count=limit
-            )
-        out: list[StateChange] = []
-        for entry_id, fields in rows or ():
-            f = {_bytes(k): _bytes(v) for k, v in (fields or {}).items()}
-            revision = int(_bytes(entry_id).split(b"-", 1)[0])
-            entry = StateEntry(namespace, f[b"k"].decode(), f[b"d"], int(f[b"v"]), revision, float(f[b"t"]))
-            out.append(StateChange(entry, deleted=f[b"x"] == b"1"))
-        return out
+        return await self._durable.changes(namespace, after_revision, limit)
 
     async def namespaces(self) -> Sequence[str]:
-        # A namespace's key index exists exactly while it holds a key (Redis drops empty sets).
-        head, tail = self._prefix + b"{", b"}:keys"
-        found: set[str] = set()
-        with self._errors():
-            async for name in self._redis.scan_iter(match=_glob_escape(head) + b"*" + tail, count=1000):
-                raw = _bytes(name)
-                found.add(raw[len(head) : -len(tail)].decode())
-        return sorted(found)
-
-    async def import_entries(self, entries: Sequence[StateEntry]) -> None:
-        revisions: dict[str, int] = {}
-        with self._errors():
-            for i in range(0, len(entries), 1000):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for e in entries[i : i + 1000]:
-                        raw, base = e.key.encode(), self._base(e.namespace)
-                        fields = {b"d": e.value, b"v": e.version, b"r": e.revision, b"t": repr(e.updated_at)}
-                        pipe.hset(base + b"e:" + raw, mapping=fields)  # type: ignore[arg-type]
-                        pipe.zadd(base + b"keys", {raw: 0})
-                        revisions[e.namespace] = max(revisions.get(e.namespace, 0), e.revision)
-                    await pipe.execute()
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for namespace, revision in revisions.items():
-                    pipe.eval(_RAISE_REVISION, 1, self._base(namespace) + b"rev", revision)
-                await pipe.execute()
-
-    async def drop_namespace(self, namespace: str) -> None:
-        """Delete every key of `namespace` (for tests and tools; not part of StateBackend)."""
-        base = self._base(namespace)
-        with self._errors():
-            batch: list[bytes] = []
-            async for name in self._redis.scan_iter(match=base.replace(b"*", b"\\*") + b"*", count=1000):
-                batch.append(name)
-                if len(batch) >= 500:
-                    await self._redis.delete(*batch)
-                    batch.clear()
-            if batch:
-                await self._redis.delete(*batch)
+        return await self._durable.namespaces()
 
 
-def _glob_escape(text: bytes) -> bytes:
-    """`text` matched literally by a Redis SCAN pattern."""
-    out = bytearray()
-    for byte in text:
-        if byte in b"*?[]\\":
-            out += b"\\"
-        out.append(byte)
-    return bytes(out)
-
-
-def _bytes(value: bytes | str | None) -> bytes:
-    # The client is made without decode_responses, so replies are bytes; the types allow str.
-    if isinstance(value, str):
-        return value.encode()
-    return value or b""
-
-
-def _raw(value: bytes | str | None) -> bytes | None:
-    return None if value is None else _bytes(value)
-
-
-def _entry(namespace: str, key: str, fields: list[bytes | None]) -> StateEntry | None:
-    value, version, revision, updated = fields
-    if version is None:
-        return None
-    return StateEntry(namespace, key, value or b"", int(version), int(revision or 0), float(updated or 0))
-
-
-def _stale(namespace: str, key: str, expected: int, reply: list[Any]) -> StaleVersion:
-    _, version, value, revision, updated = reply
-    current = StateEntry(namespace, key, value, int(version), int(revision), float(updated)) if version else None
-    return StaleVersion(namespace, key, expected, current)
+def _changed(change: StateChange) -> StateChange:
+    return change
