@@ -1,6 +1,6 @@
 """Messages between agents on hosts: two hosts (through the control plane) and one host (local).
 
-    .venv/bin/python benchmarks/bench_message_hosts.py [--quick] [--json]
+    .venv/bin/python benchmarks/bench_message_hosts.py [--quick] [--json] [--only TEXT] [--layout two|one]
 
 Starts a real control plane and agent hosts. Each scenario is a workflow of
 a receiver agent and a sender agent (benchmarks/message_agents.py). On "two
@@ -13,7 +13,14 @@ one Send per call (64 in flight). Throughput is messages / (last received -
 first sent); latency is receive time - send time (in the payload), so under
 load it includes time queued. "lone" rows send one message every 5 ms: the
 latency of a message on an idle system. Compression is the host streams'
-(bytes before / after lz4) over the run, from the relays' statistics.
+(bytes before / after lz4) over the run, from the relays' statistics. While
+it runs, each row also says how many Receive calls the receiver made and how
+many send calls a full mailbox refused (each sent again after 5 ms), and
+the CPU time each process used per message (user + system over the
+scenario, its workflow's start and end included; a host's workers counted
+apart from it): work that shows where a run spent its time, and a figure
+less at the mercy of other load on the machine than the rate. --only and
+--layout pick scenarios.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 from maos.client import Client
 from maos.testing import start_agenthost, start_controlplane, wait_for_hosts
@@ -78,7 +86,30 @@ def run_pair(stub: tasks_pb2_grpc.TaskServiceStub, params: dict[str, Any]) -> di
         "per_second": params["count"] / max(1e-9, rx["last"] - tx["start"]),
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": _percentile(lat, 0.99) * 1000,
+        "receive_calls": rx.get("calls", 0),
+        "backoffs": tx.get("backoffs", 0),
     }
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) so far of each named daemon, and of its children as "<name> workers"."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            proc = psutil.Process(pid)
+            times = proc.cpu_times()
+            out[name] = times.user + times.system
+            children = proc.children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+        for child in children:
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            key = f"{name} workers"
+            out[key] = out.get(key, 0.0) + times.user + times.system
+    return out
 
 
 def compression(endpoint: str) -> float:
@@ -89,7 +120,7 @@ def compression(endpoint: str) -> float:
     return raw / wire if wire else 1.0
 
 
-def scenarios(quick: bool) -> list[tuple[str, dict[str, Any]]]:
+def scenarios(quick: bool, only: str = "") -> list[tuple[str, dict[str, Any]]]:
     n_batched, n_single, n_lone = (20_000, 2_000, 100) if quick else (200_000, 10_000, 400)
     out: list[tuple[str, dict[str, Any]]] = []
     for size in (100, 4096):
@@ -98,10 +129,10 @@ def scenarios(quick: bool) -> list[tuple[str, dict[str, Any]]]:
         )
         out.append((f"unbatched {size} B", {"count": n_single, "size": size, "batch": 1, "window": 64}))
     out.append(("lone 100 B", {"count": n_lone, "size": 100, "batch": 1, "gap": 0.005}))
-    return out
+    return [(name, params) for name, params in out if name.startswith(only)]
 
 
-def run(layout: str, quick: bool, tmp: Path) -> list[dict[str, Any]]:
+def run(layout: str, quick: bool, tmp: Path, only: str = "") -> list[dict[str, Any]]:
     cp = start_controlplane(tmp / layout, extra=["--heartbeat-interval", "0.5"])
     hosts = []
     try:
@@ -128,17 +159,26 @@ def run(layout: str, quick: bool, tmp: Path) -> list[dict[str, Any]]:
                 )
             )
         wait_for_hosts(cp.endpoint, len(hosts))
+        names = ["rx host", "tx host"] if layout == "two hosts" else ["host"]
+        pids = {"cp": cp.pid, **{name: host.pid for name, host in zip(names, hosts, strict=True)}}
         import grpc
 
         rows = []
         with grpc.insecure_channel(cp.endpoint) as channel:
             stub = tasks_pb2_grpc.TaskServiceStub(channel)
-            for name, params in scenarios(quick):
+            for name, params in scenarios(quick, only):
+                before = cpu_seconds(pids)
                 figures = run_pair(stub, params)
+                after = cpu_seconds(pids)
+                cpu = {k: (v - before.get(k, 0.0)) * 1e6 / params["count"] for k, v in after.items()}
+                figures["cpu_us_per_msg"] = cpu
                 rows.append({"layout": layout, "scenario": name, "messages": params["count"], **figures})
                 print(
                     f"  {layout:<9} {name:<18} {params['count']:>8,} msgs  {figures['per_second']:>10,.0f}/s  "
-                    f"p50 {figures['p50_ms']:8.2f} ms  p99 {figures['p99_ms']:8.2f} ms",
+                    f"p50 {figures['p50_ms']:8.2f} ms  p99 {figures['p99_ms']:8.2f} ms  "
+                    f"({figures['receive_calls']:,} receive calls, {figures['backoffs']:,} sends refused full)\n"
+                    f"    CPU per message: {', '.join(f'{k} {v:,.0f} us' for k, v in cpu.items())}; "
+                    f"total {sum(cpu.values()):,.0f} us",
                     flush=True,
                 )
         time.sleep(1.2)  # the relays' statistics ride on heartbeats
@@ -156,9 +196,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--only", default="", help="run the scenarios whose name starts with this (e.g. 'batched 100')")
+    parser.add_argument("--layout", choices=("two", "one"), help="run one layout only")
     args = parser.parse_args()
+    layouts = [name for name in ("two hosts", "one host") if args.layout is None or name.startswith(args.layout)]
     with tempfile.TemporaryDirectory(prefix="maos-bench-msg-") as tmp:
-        rows = run("two hosts", args.quick, Path(tmp)) + run("one host", args.quick, Path(tmp))
+        rows = [row for layout in layouts for row in run(layout, args.quick, Path(tmp), args.only)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -23,7 +23,9 @@ def receiver(ctx: Any, data: Any) -> dict[str, Any]:
     seen: set[str] = set()
     latencies: list[float] = []
     first = last = 0.0
+    calls = 0
     while len(seen) < count:
+        calls += 1
         batch = ctx.messages.receive(timeout=60, max=1000)
         if not batch:
             raise RuntimeError(f"no message for 60 s after {len(seen)} of {count}")
@@ -34,7 +36,7 @@ def receiver(ctx: Any, data: Any) -> dict[str, Any]:
             if msg.id not in seen:
                 seen.add(msg.id)
                 latencies.append(now - float(msg.value["t"]))
-    return {"first": first, "last": last, "latencies": latencies}
+    return {"first": first, "last": last, "latencies": latencies, "calls": calls}
 
 
 def sender(ctx: Any, data: Any) -> dict[str, Any]:
@@ -48,19 +50,22 @@ def sender(ctx: Any, data: Any) -> dict[str, Any]:
     gap, window = float(data.get("gap", 0)), int(data.get("window", 4))
     filler = "x" * max(0, size - 40)  # the JSON around it is about 40 bytes
     start = time.time()
+    backoffs = 0
     if gap > 0:
         for _ in range(count):
             ctx.messages.send(to, {"t": time.time(), "f": filler})
             time.sleep(gap)
     else:
-        asyncio.run(_send_windowed(ctx, to, count, batch, window, filler))
-    return {"start": start, "end": time.time()}
+        backoffs = asyncio.run(_send_windowed(ctx, to, count, batch, window, filler))
+    return {"start": start, "end": time.time(), "backoffs": backoffs}
 
 
-async def _send_windowed(ctx: Any, to: str, count: int, batch: int, window: int, filler: str) -> None:
-    """Up to `window` calls in flight; each sends `batch` messages (send_many) or one (send)."""
+async def _send_windowed(ctx: Any, to: str, count: int, batch: int, window: int, filler: str) -> int:
+    """Up to `window` calls in flight; each sends `batch` messages (send_many) or one (send).
+    Returns how many calls were refused for a full mailbox and sent again."""
     calls = [(i, min(count, i + batch)) for i in range(0, count, batch)]
     slots = asyncio.Semaphore(window)
+    backoffs = 0
 
     async def one(lo: int, hi: int) -> None:
         async with slots:
@@ -75,6 +80,9 @@ async def _send_windowed(ctx: Any, to: str, count: int, batch: int, window: int,
                         )
                     return
                 except ResourceExhausted:
+                    nonlocal backoffs
+                    backoffs += 1
                     await asyncio.sleep(0.005)  # the receiver's mailbox is full: back off, as a real sender must
 
     await asyncio.gather(*(one(lo, hi) for lo, hi in calls))
+    return backoffs

@@ -226,6 +226,25 @@ def test_a_standby_watch_catches_up_from_the_log_when_redis_comes_back(tmp_path:
             _stop(daemons)
 
 
+def test_inside_an_agent_a_topic_watch_goes_to_the_control_plane_not_the_relay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cp = start_controlplane(tmp_path / "cp", agents=TEST_AGENTS)
+    try:
+        # As a host sets it for its agents; no relay listens there, so any call routed to it fails.
+        monkeypatch.setenv("MAOS_ENDPOINT", cp.endpoint)
+        monkeypatch.setenv("MAOS_MESSAGES_ENDPOINT", f"unix://{tmp_path}/no-relay.sock")
+        watch = _watch_topic(cp.endpoint, "inside", 1)
+        time.sleep(0.2)
+        monkeypatch.delenv("MAOS_MESSAGES_ENDPOINT")
+        with Client(cp.endpoint) as client:
+            client.messages.publish("inside", "seen")
+        watch.wait_for(1)
+        assert orjson_value(watch.items[0]) == "seen"
+    finally:
+        cp.stop()
+
+
 def test_a_topic_watch_sees_publications_and_consumes_nothing(tmp_path: Path) -> None:
     cp = start_controlplane(tmp_path / "cp", agents=TEST_AGENTS)
     try:

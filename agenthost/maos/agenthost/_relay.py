@@ -41,9 +41,9 @@ from maos.controlplane._ids import UlidGenerator
 from maos.controlplane.messaging import (
     MessagingConfig,
     Outgoing,
-    message_from_proto,
-    message_to_proto,
     outgoing,
+    relayed_copy,
+    wire_messages,
 )
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.errors import ERRORS_BY_CODE, InvalidArgument, MaosError, PermissionDenied, ResourceExhausted, Unavailable
@@ -58,11 +58,14 @@ _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
     """Tuning of the relay. `upstream_lease_seconds` is how long the control plane leaves a
-    pushed message with this host before delivering it again (if the host vanished)."""
+    pushed message with this host before delivering it again (if the host vanished).
+    `upstream_max_in_flight` is how many of a mailbox's messages the control plane pushes
+    ahead of the acks: several of an agent's reads (up to 1,000 each), so the next ones are
+    already here while it works through a batch instead of being pushed only once it acks."""
 
     local_delivery: bool = True
     upstream_lease_seconds: float = 120.0
-    upstream_max_in_flight: int = 1000
+    upstream_max_in_flight: int = 5000
     idle_unsubscribe_seconds: float = 60.0
     limits: MessagingConfig = field(default_factory=MessagingConfig)
 
@@ -144,7 +147,8 @@ class MessageRelay:
         return reply.send
 
     async def send_batch(self, caller: str, request: messages_pb2.SendBatchRequest) -> messages_pb2.SendBatchResponse:
-        if not self.config.local_delivery or not any(self._is_local(caller, m.to_task_id) for m in request.messages):
+        here = self._local_tree(caller)
+        if not here or not any(m.to_task_id in here for m in request.messages):
             # The common case (every recipient elsewhere): forward the request as it is, no copies.
             reply = await self._call(
                 caller, hosts_pb2.MessageCall(send_batch=request), len(request.messages), request.ByteSize()
@@ -257,14 +261,16 @@ class MessageRelay:
             )
             return
         acked_already: list[str] = []
+        fresh: list[StoredMessage] = []
+        box, name, seq = lm.box, lm.name, self._seq
         for msg in delivery.messages:
-            if lm.box.get(msg.id) is not None:
-                continue  # a redelivery of what we hold: keep our copy
-            if lm.box.knows(msg.id):
-                acked_already.append(msg.id)  # acked here, the ack was lost with a stream: ack again
-                continue
-            lm.box.add(message_from_proto(msg, lm.name, next(self._seq)))
-            self.stats.received += 1
+            message_id = msg.id
+            if box.knows(message_id):
+                if box.get(message_id) is None:
+                    acked_already.append(message_id)  # acked here, the ack was lost with a stream: ack again
+                continue  # else a redelivery of what we hold: keep our copy
+            fresh.append(relayed_copy(msg, name, next(seq)))
+        self.stats.received += box.add_many(fresh)
         if acked_already:
             self._queue_acks(lm.name, acked_already)
         lm.wake()
@@ -331,6 +337,13 @@ class MessageRelay:
         )
 
     # ---------------------------------------------------------------- internals
+
+    def _local_tree(self, caller: str) -> set[str]:
+        """The tasks of the caller's tree running here (the caller too): what `_is_local` accepts."""
+        root = self._running.get(caller) if self.config.local_delivery and caller else None
+        if root is None:
+            return set()
+        return {t for t, r in self._running.items() if r == root}
 
     def _is_local(self, caller: str, to_task_id: str) -> bool:
         if not self.config.local_delivery or not caller or not to_task_id:
@@ -431,7 +444,7 @@ class MessageRelay:
         self.stats.redelivered += lm.box.stats.redelivered - before
         for msg in taken.dropped:
             lm.local_ids.discard(msg.id)
-        return [message_to_proto(m) for m in taken.messages]
+        return wire_messages(taken.messages)
 
     def _drop_box(self, name: str) -> None:
         """Stop relaying a mailbox: unacknowledged upstream messages go back at once, local

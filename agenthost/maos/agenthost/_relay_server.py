@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 from maos.controlplane.api._errors import ErrorMappingInterceptor
-from maos.errors import InvalidArgument, ResourceExhausted
+from maos.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from maos.v1 import messages_pb2, messages_pb2_grpc
 
 from ._relay import LocalMailbox, MessageRelay
@@ -69,7 +69,9 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
         messages = await self._relay.receive(
             _caller(context), request.mailbox, max(1, request.max_messages), wait, request.lease_seconds
         )
-        return messages_pb2.ReceiveResponse(messages=messages)
+        response = messages_pb2.ReceiveResponse()
+        response.messages.extend(messages)
+        return response
 
     async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
         if len(request.message_ids) > self._limits.max_ack_ids:
@@ -114,6 +116,15 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
             timeout = 30.0 if next_lease is None else max(0.001, next_lease - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lm.changed.wait(), min(timeout, 30.0))
+
+    async def WatchTopic(
+        self, request: messages_pb2.WatchTopicRequest, context: Ctx
+    ) -> AsyncIterator[messages_pb2.Message]:
+        raise FailedPrecondition(
+            "the host's message relay carries agents' mailboxes, not the live topic view: watch "
+            f"topic {request.topic!r} on the control plane (its endpoint, MAOS_ENDPOINT)"
+        )
+        yield  # an async generator, as a server-streaming handler must be
 
     async def Stats(self, request: messages_pb2.MessageStatsRequest, context: Ctx) -> messages_pb2.MessageStatsResponse:
         stats = self._relay.message_stats()

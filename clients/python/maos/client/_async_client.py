@@ -138,7 +138,9 @@ class AsyncClient:
                 channel = self._messages_channel = grpc.aio.insecure_channel(
                     target, options=CHANNEL_OPTIONS, interceptors=tracing.aio_client_interceptors()
                 )
-            self._messages = AsyncMessagesClient(channel, target, timeout=self.timeout)
+            self._messages = AsyncMessagesClient(
+                channel, target, timeout=self.timeout, control_plane=self._stubs().channel
+            )
         return self._messages
 
     @property

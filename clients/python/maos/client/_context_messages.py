@@ -105,21 +105,23 @@ class _Inbox:
         set aside instead (a vote is reading) and stay unacknowledged until handed out."""
         fresh: list[messages_pb2.Message] = []
         ack: list[str] = []
+        seen, aside_ids = self.seen, self.aside_ids
         for msg in batch:
-            if msg.id in self.seen:
-                ack.append(msg.id)
-            elif msg.id in self.aside_ids:
+            message_id = msg.id
+            if message_id in seen:
+                ack.append(message_id)
+            elif message_id in aside_ids:
                 continue  # redelivered while set aside: it is acknowledged when handed out
             elif msg.payload.content_type == VOTE_CONTENT_TYPE:
-                ack.append(msg.id)
+                ack.append(message_id)
                 vote = _parse_vote(msg)
                 if vote is not None:
-                    self.votes.setdefault(vote[0], {})[msg.id] = (vote[1], vote[2])
+                    self.votes.setdefault(vote[0], {})[message_id] = (vote[1], vote[2])
             elif keep_aside:
                 self.aside.append(msg)
-                self.aside_ids.add(msg.id)
+                aside_ids.add(message_id)
             else:
-                self.remember(msg.id)
+                self.remember(message_id)
                 fresh.append(msg)
         return fresh, ack
 
@@ -202,19 +204,31 @@ class _VoteRound:
 
 
 def _received(msg: messages_pb2.Message) -> Received:
+    return _received_all([msg])[0]
+
+
+def _received_all(msgs: list[messages_pb2.Message]) -> list[Received]:
+    """Received for each message: its payload decoded. The lazy imports run once per batch,
+    not once per message (they were most of the cost of a large batch)."""
     from ._enums import priority_name
     from ._messages_client import message_value
 
-    return Received(
-        id=msg.id,
-        sender=msg.sender_task_id,
-        value=message_value(msg),
-        priority=priority_name(msg.priority),
-        topic=msg.topic,
-        recipient=msg.recipient,
-        sent_at=msg.sent_at.seconds + msg.sent_at.nanos / 1e9,
-        delivery_count=msg.delivery_count,
-    )
+    out = []
+    for msg in msgs:
+        sent = msg.sent_at
+        out.append(
+            Received(  # positional: id, sender, value, priority, topic, recipient, sent_at, delivery_count
+                msg.id,
+                msg.sender_task_id,
+                message_value(msg),
+                priority_name(msg.priority),
+                msg.topic,
+                msg.recipient,
+                sent.seconds + sent.nanos / 1e9,
+                msg.delivery_count,
+            )
+        )
+    return out
 
 
 def _check_vote(topic: str, quorum: int) -> None:
@@ -366,7 +380,7 @@ class TaskMessages:
                 break
         if out:
             self._ack_in_background(client, [m.id for m in out])
-        return [_received(m) for m in out]
+        return _received_all(out)
 
     def subscribe(
         self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH
@@ -487,7 +501,7 @@ class TaskMessages:
                 break
         if out:
             await client.ack(self.mailbox, [m.id for m in out])
-        return [_received(m) for m in out]
+        return _received_all(out)
 
     async def subscribe_async(
         self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import grpc.aio
+import orjson
 from maos.errors import InvalidArgument
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
-from maos.wire import PayloadError, json_payload
+from maos.wire import JSON_CONTENT_TYPE
 
 from ._config import DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata
 from ._enums import parse_priority
@@ -48,15 +49,18 @@ _R = TypeVar("_R")
 
 def message_payload(value: Any, content_type: str | None = None) -> common_pb2.Payload:
     """A Payload: bytes as they are (octet-stream unless `content_type`), anything else as JSON."""
+    data, kind = _encode_payload(value, content_type)
+    return common_pb2.Payload(data=data, content_type=kind)
+
+
+def _encode_payload(value: Any, content_type: str | None) -> tuple[bytes, str]:
     if isinstance(value, bytes | bytearray | memoryview):
-        return common_pb2.Payload(data=bytes(value), content_type=content_type or BYTES_CONTENT_TYPE)
+        return bytes(value), content_type or BYTES_CONTENT_TYPE
     try:
-        payload = json_payload(value)
-    except PayloadError as exc:
-        raise InvalidArgument(f"message payload: {exc}") from None
-    if content_type:
-        payload.content_type = content_type
-    return payload
+        data = orjson.dumps(value)
+    except TypeError as exc:
+        raise InvalidArgument(f"message payload: value is not JSON-serialisable: {exc}") from None
+    return data, content_type or JSON_CONTENT_TYPE
 
 
 def message_value(msg: messages_pb2.Message) -> Any:
@@ -117,36 +121,47 @@ def batch_requests(messages: Iterable[Mapping[str, Any]]) -> list[messages_pb2.S
     """SendBatchRequests for `send_many`: chunks of at most MAX_BATCH messages and about MAX_BATCH_BYTES.
 
     Each message is a dict with `to_task_id` and `payload`, and optionally
-    `priority`, `ttl`, `message_id` and `content_type`.
+    `priority`, `ttl`, `message_id` and `content_type`. Each request is built
+    in place in its batch (no SendRequest built first and copied in).
     """
     batches: list[messages_pb2.SendBatchRequest] = []
-    current: list[messages_pb2.SendRequest] = []
+    current = messages_pb2.SendBatchRequest()
+    add = current.messages.add
     size = 0
     for i, message in enumerate(messages):
-        unknown = set(message) - _SEND_MANY_KEYS
-        if unknown:
+        if not message.keys() <= _SEND_MANY_KEYS:
+            unknown = set(message) - _SEND_MANY_KEYS
             raise InvalidArgument(f"message {i}: unknown key(s) {sorted(unknown)}; use {sorted(_SEND_MANY_KEYS)}")
         if "to_task_id" not in message or "payload" not in message:
             raise InvalidArgument(f"message {i}: needs to_task_id and payload")
         try:
-            request = send_request(
-                message["payload"],
+            data, content_type = _encode_payload(message["payload"], message.get("content_type"))
+            priority = message.get("priority")
+            item = add(
                 to_task_id=message["to_task_id"],
-                priority=message.get("priority"),
-                ttl=message.get("ttl"),
-                message_id=message.get("message_id"),
-                content_type=message.get("content_type"),
+                priority=parse_priority(priority) if priority is not None else common_pb2.PRIORITY_UNSPECIFIED,
+                ttl_seconds=_ttl(message.get("ttl")),
+                message_id=message.get("message_id") or "",
             )
         except InvalidArgument as exc:
             raise InvalidArgument(f"message {i}: {exc}") from None
-        request_size = request.ByteSize()
-        if current and (len(current) >= MAX_BATCH or size + request_size > MAX_BATCH_BYTES):
-            batches.append(messages_pb2.SendBatchRequest(messages=current))
-            current, size = [], 0
-        current.append(request)
+        payload = item.payload
+        payload.data = data
+        payload.content_type = content_type
+        request_size = item.ByteSize()
+        if len(current.messages) > 1 and (len(current.messages) > MAX_BATCH or size + request_size > MAX_BATCH_BYTES):
+            # It does not fit: it opens the next batch.
+            moved = messages_pb2.SendRequest()
+            moved.CopyFrom(item)
+            del current.messages[-1]
+            batches.append(current)
+            current = messages_pb2.SendBatchRequest()
+            add = current.messages.add
+            current.messages.append(moved)
+            size = 0
         size += request_size
-    if current:
-        batches.append(messages_pb2.SendBatchRequest(messages=current))
+    if current.messages:
+        batches.append(current)
     return batches
 
 
@@ -168,10 +183,14 @@ class MessagesClient:
         *,
         timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
         caller: tuple[str, int] | None = None,
+        control_plane: grpc.Channel | None = None,
     ) -> None:
+        """`control_plane`: a channel to the control plane itself when `channel` goes to a host's
+        message relay (inside an agent), for what only the control plane serves (watch_topic)."""
         self.endpoint = endpoint
         self.timeout = timeout
         self._stub = messages_pb2_grpc.MessageServiceStub(channel)
+        self._watch_stub = messages_pb2_grpc.MessageServiceStub(control_plane) if control_plane else self._stub
         self._caller = caller
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[_Req, _R], request: _Req, timeout: float | None = None) -> _R:
@@ -316,7 +335,7 @@ class MessagesClient:
 
         Any control plane serves it (a standby too, with --redis). Runs until the iterator is closed.
         """
-        call = self._stub.WatchTopic(
+        call = self._watch_stub.WatchTopic(
             messages_pb2.WatchTopicRequest(topic=topic), metadata=caller_identity(self._caller)
         )
         try:
@@ -347,10 +366,15 @@ class AsyncMessagesClient:
         *,
         timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
         caller: tuple[str, int] | None = None,
+        control_plane: grpc.aio.Channel | None = None,
     ) -> None:
+        """`control_plane`: as for MessagesClient."""
         self.endpoint = endpoint
         self.timeout = timeout
         self._stub: MessageServiceAsyncStub = messages_pb2_grpc.MessageServiceStub(channel)
+        self._watch_stub: MessageServiceAsyncStub = (
+            messages_pb2_grpc.MessageServiceStub(control_plane) if control_plane else self._stub
+        )
         self._caller = caller
 
     def _metadata(self) -> Metadata:
@@ -463,7 +487,7 @@ class AsyncMessagesClient:
 
     async def watch_topic(self, topic: str) -> AsyncGenerator[messages_pb2.Message, None]:
         """`MessagesClient.watch_topic` for asyncio; leaving the loop cancels the stream."""
-        call = self._stub.WatchTopic(
+        call = self._watch_stub.WatchTopic(
             messages_pb2.WatchTopicRequest(topic=topic), metadata=caller_identity(self._caller)
         )
         try:

@@ -142,7 +142,7 @@ class Client:
                 channel = self._messages_channel = tracing.intercept_channel(
                     grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
                 )
-            self._messages = MessagesClient(channel, target, timeout=self.timeout)
+            self._messages = MessagesClient(channel, target, timeout=self.timeout, control_plane=self._stubs().channel)
         return self._messages
 
     @property

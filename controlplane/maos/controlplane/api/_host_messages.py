@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from maos.controlplane.messaging import Messaging, message_to_proto
+from maos.controlplane.messaging import Messaging, add_messages
 from maos.errors import MaosError
 from maos.v1 import hosts_pb2
 
@@ -81,14 +81,17 @@ class HostMessageBridge:
         return len(self._subscriptions)
 
     async def _call(self, call: hosts_pb2.MessageCall) -> None:
-        reply = hosts_pb2.MessageReply(call_id=call.call_id)
+        # The reply is built inside the item that carries it: a batch's answer is not copied.
+        item = hosts_pb2.ControlItem()
+        reply = item.message_reply
+        reply.call_id = call.call_id
         caller = call.caller_task_id
         kind = call.WhichOneof("call")
         try:
             if kind == "send":
                 reply.send.CopyFrom(await self._requests.send(caller, call.send))
             elif kind == "send_batch":
-                reply.send_batch.CopyFrom(await self._requests.send_batch(caller, call.send_batch))
+                await self._requests.send_batch(caller, call.send_batch, reply.send_batch)
             elif kind == "publish":
                 reply.send.CopyFrom(await self._requests.publish(caller, call.publish))
             elif kind == "ack":
@@ -101,8 +104,9 @@ class HostMessageBridge:
         except Exception as exc:
             if not isinstance(exc, MaosError):
                 log.error("relayed message call from host %s failed", self._host_id, exc_info=exc)
+            reply.ClearField("send_batch")  # a failed batch answers with its status alone
             reply.code, reply.error = _code(exc)
-        self._send(hosts_pb2.ControlItem(message_reply=reply))
+        self._send(item)
 
     def _subscribe(self, sub: hosts_pb2.MailboxSubscribe) -> None:
         if sub.mailbox in self._subscriptions:
@@ -113,14 +117,18 @@ class HostMessageBridge:
     async def _pump(self, sub: hosts_pb2.MailboxSubscribe) -> None:
         mailbox = sub.mailbox
         try:
-            params = self._requests.subscribe_params(sub.max_in_flight, sub.lease_seconds)
+            # A relay asking for more in flight than this control plane allows gets the most it
+            # allows (a relay of another version must not lose its mailboxes over a bound).
+            in_flight = min(sub.max_in_flight, self._messaging.config.max_in_flight)
+            params = self._requests.subscribe_params(in_flight, sub.lease_seconds)
             key = f"{self._host_id}/{sub.caller_task_id}"
             async for batch in self._messaging.subscribe(key, sub.caller_task_id, mailbox, params):
                 for start in range(0, len(batch), DELIVERY_BATCH):
-                    delivery = hosts_pb2.MessageDelivery(
-                        mailbox=mailbox, messages=[message_to_proto(m) for m in batch[start : start + DELIVERY_BATCH]]
-                    )
-                    if not self._send(hosts_pb2.ControlItem(message_delivery=delivery)):
+                    item = hosts_pb2.ControlItem()
+                    delivery = item.message_delivery
+                    delivery.mailbox = mailbox
+                    add_messages(delivery.messages, batch[start : start + DELIVERY_BATCH])
+                    if not self._send(item):
                         return  # the stream is gone; the leases run out and the messages come back
         except asyncio.CancelledError:
             raise

@@ -20,6 +20,8 @@ from maos.controlplane.messaging import (
     ReadParams,
     SendResult,
     StatsRow,
+    add_messages,
+    check_outgoing,
     message_to_proto,
     outgoing,
     read_params,
@@ -69,26 +71,54 @@ class MessageRequests:
             return _send_response(await self.messaging.send(caller, to_task, message))
         return _send_response(await self.messaging.broadcast(caller, root, message))
 
-    async def send_batch(self, caller: str, request: messages_pb2.SendBatchRequest) -> messages_pb2.SendBatchResponse:
-        if len(request.messages) > MAX_SEND_BATCH:
-            raise InvalidArgument(
-                f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(request.messages)}; split it"
-            )
+    async def send_batch(
+        self,
+        caller: str,
+        request: messages_pb2.SendBatchRequest,
+        response: messages_pb2.SendBatchResponse | None = None,
+    ) -> messages_pb2.SendBatchResponse:
+        """Send a batch; the answer goes into `response` when given (a host reply built in place)."""
+        messages = list(request.messages)  # each item's wrapper made once, for both passes
+        if len(messages) > MAX_SEND_BATCH:
+            raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(messages)}; split it")
+        to_task_ids: list[str] = []
+        client_ids = False
+        for i, item in enumerate(messages):
+            if item.broadcast_root_id:
+                raise InvalidArgument(f"message {i}: a batch sends to task mailboxes only: broadcast with Send")
+            to_task_id = item.to_task_id
+            if not to_task_id:
+                raise InvalidArgument(f"message {i}: set to_task_id (the task whose mailbox receives it)")
+            to_task_ids.append(to_task_id)
+            client_ids = client_ids or bool(item.message_id)
+        # Addressing and room before the payloads: a full mailbox refuses the batch without
+        # parsing every payload first (senders retry while their reader catches up).
+        await self.messaging.check_batch(caller, to_task_ids, client_ids)
+        config = self.config
         items: list[tuple[str, Outgoing]] = []
-        for i, item in enumerate(request.messages):
+        append = items.append
+        for i, item in enumerate(messages):
+            payload = item.payload
             try:
-                if item.broadcast_root_id:
-                    raise InvalidArgument("a batch sends to task mailboxes only: broadcast with Send")
-                if not item.to_task_id:
-                    raise InvalidArgument("set to_task_id (the task whose mailbox receives it)")
-                message = self._outgoing(
-                    item.priority, item.payload, item.ttl_seconds, item.message_id, item.trace_context
+                message = check_outgoing(
+                    config,
+                    item.priority,
+                    payload.data,
+                    payload.content_type,
+                    item.ttl_seconds,
+                    item.message_id,
+                    item.trace_context,
                 )
             except MaosError as exc:
                 raise type(exc)(f"message {i}: {exc}") from None
-            items.append((item.to_task_id, message))
-        results = await self.messaging.send_batch(caller, items)
-        return messages_pb2.SendBatchResponse(results=[_send_response(r) for r in results])
+            append((to_task_ids[i], message))
+        ids = await self.messaging.send_batch(caller, items)
+        if response is None:
+            response = messages_pb2.SendBatchResponse()
+        add = response.results.add
+        for message_id in ids:
+            add(recipients=1).message_ids.append(message_id)
+        return response
 
     async def publish(self, caller: str, request: messages_pb2.PublishRequest) -> messages_pb2.SendResponse:
         message = self._outgoing(
@@ -161,7 +191,9 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             limit=self._config.max_receive_batch,
         )
         messages = await self._messaging.receive(caller_task_id(context), request.mailbox, params)
-        return messages_pb2.ReceiveResponse(messages=[message_to_proto(m) for m in messages])
+        response = messages_pb2.ReceiveResponse()
+        add_messages(response.messages, messages)
+        return response
 
     async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
         return await self._requests.ack(caller_task_id(context), request)

@@ -9,6 +9,7 @@ to its PostgreSQL schema, so messages follow a failover); `_service`
 from ._backend import MessageBackend as MessageBackend
 from ._checks import Outgoing as Outgoing
 from ._checks import ReadParams as ReadParams
+from ._checks import check_outgoing as check_outgoing
 from ._checks import outgoing as outgoing
 from ._checks import read_params as read_params
 from ._config import MessagingConfig as MessagingConfig
@@ -25,8 +26,11 @@ from ._service import SendResult as SendResult
 from ._service import open_messaging as open_messaging
 from ._store import Loaded as Loaded
 from ._store import MessageStore as MessageStore
+from ._wire import add_messages as add_messages
 from ._wire import message_from_proto as message_from_proto
 from ._wire import message_to_proto as message_to_proto
+from ._wire import relayed_copy as relayed_copy
+from ._wire import wire_messages as wire_messages
 
 __all__ = [
     "MAX_SEND_BATCH",
@@ -45,9 +49,13 @@ __all__ = [
     "StoredMessage",
     "TaskDirectory",
     "TaskInfo",
+    "add_messages",
+    "check_outgoing",
     "message_from_proto",
     "message_to_proto",
     "open_messaging",
     "outgoing",
     "read_params",
+    "relayed_copy",
+    "wire_messages",
 ]

@@ -49,6 +49,20 @@ def outgoing(
     trace_context: Mapping[str, str] | None = None,
 ) -> Outgoing:
     """Check a message body: priority, size, JSON validity, TTL and client id."""
+    return check_outgoing(config, priority, data, content_type, ttl_seconds, message_id, trace_context)
+
+
+def check_outgoing(
+    config: MessagingConfig,
+    priority: int,
+    data: bytes,
+    content_type: str,
+    ttl_seconds: float,
+    message_id: str,
+    trace_context: Mapping[str, str] | None,
+) -> Outgoing:
+    """`outgoing` with positional arguments: called once per message of a batch, so it is
+    written for the common case (every check passes) and keeps keyword passing out."""
     if priority == 0:
         priority = PRIORITY_MEDIUM
     elif not PRIORITY_CRITICAL <= priority <= PRIORITY_LOW:
@@ -60,20 +74,24 @@ def outgoing(
         )
     if len(content_type) > 200:
         raise InvalidArgument(f"content_type is {len(content_type)} characters long; the limit is 200")
-    if is_json(content_type) and data:
+    if data and is_json(content_type):
         try:
             orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidArgument(f"payload is not valid JSON ({exc}); send JSON or set another content_type") from None
     ttl = ttl_seconds or config.default_ttl_seconds
-    if math.isnan(ttl) or ttl < 0:
-        raise InvalidArgument(f"ttl_seconds must be positive (0 = the default of {config.default_ttl_seconds:g})")
-    if ttl > config.max_ttl_seconds:
+    if not 0 <= ttl <= config.max_ttl_seconds:  # NaN fails both comparisons
+        if math.isnan(ttl) or ttl < 0:
+            raise InvalidArgument(f"ttl_seconds must be positive (0 = the default of {config.default_ttl_seconds:g})")
         raise InvalidArgument(f"ttl_seconds {ttl:g} is above the limit of {config.max_ttl_seconds:g}")
     if message_id:
         check_message_id(message_id)
     # Only W3C's two keys, bounded: a client cannot make every copy of its message carry more.
-    context = {k: v for k, v in (trace_context or {}).items() if k in _TRACE_KEYS and len(v) <= 512} or None
+    context = (
+        {k: v for k, v in trace_context.items() if k in _TRACE_KEYS and len(v) <= 512} or None
+        if trace_context
+        else None
+    )
     return Outgoing(priority, data, content_type or JSON_CONTENT_TYPE, ttl, message_id, context)
 
 

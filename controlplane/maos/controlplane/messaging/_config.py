@@ -28,7 +28,7 @@ class MessagingConfig:
     max_wait_seconds: float = 300.0
     max_receive_batch: int = 1000
     default_max_in_flight: int = 100
-    max_in_flight: int = 1000
+    max_in_flight: int = 10_000
     max_streams_per_mailbox: int = 1
     max_streams_per_caller: int = 100
     max_waiters_per_mailbox: int = 100

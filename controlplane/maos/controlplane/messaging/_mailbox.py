@@ -19,6 +19,10 @@ import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maos.v1 import messages_pb2
 
 
 @dataclass(slots=True, eq=False)
@@ -39,6 +43,9 @@ class StoredMessage:
     delivery_count: int = 0
     lease_until: float = 0.0  # > 0 while in flight
     trace_context: dict[str, str] | None = None  # the send span's W3C context; in memory only, not stored
+    # A host relay's copy as it came down the stream, handed to its reader again instead of
+    # being rebuilt field by field (only delivery_count changes); in memory only.
+    wire: messages_pb2.Message | None = None
 
     @property
     def size(self) -> int:
@@ -181,6 +188,30 @@ class Mailbox:
         self._earliest_expiry = min(self._earliest_expiry, msg.expires_at)
         return True
 
+    def add_many(self, msgs: list[StoredMessage]) -> int:
+        """`add` for a committed batch (one loop, not one call per message); how many were new."""
+        messages, recent, ready, stats = self._messages, self._recent, self._ready, self.stats
+        added = size = 0
+        earliest = self._earliest_expiry
+        for msg in msgs:
+            message_id = msg.id
+            if message_id in messages or message_id in recent:
+                continue
+            messages[message_id] = msg
+            data_size = len(msg.data)
+            size += data_size
+            added += 1
+            msg.lease_until = 0.0
+            heapq.heappush(ready, (msg.priority, msg.seq, message_id))
+            if msg.expires_at < earliest:
+                earliest = msg.expires_at
+        self._earliest_expiry = earliest
+        self.bytes += size
+        self._usage.bytes += size
+        stats.sent += added
+        stats.bytes += size
+        return added
+
     def take(self, now: float, limit: int, lease_seconds: float) -> Taken:
         """Lease up to `limit` ready messages in (priority, seq) order for `lease_seconds`."""
         taken = Taken(dropped=self.requeue_expired(now))
@@ -244,13 +275,28 @@ class Mailbox:
 
     def ack(self, ids: list[str], now: float) -> list[StoredMessage]:
         """Remove the held messages among `ids` (leased or not); returns those removed."""
+        # `_drop` inlined: acks come by the thousand, and this is their per-message cost.
         removed: list[StoredMessage] = []
+        messages, recent, window = self._messages, self._recent, self.dedupe_window
+        size = in_flight = 0
         for message_id in ids:
-            msg = self._messages.get(message_id)
-            if msg is not None:
-                self._drop(msg, expired=False)
-                removed.append(msg)
+            msg = messages.pop(message_id, None)
+            if msg is None:
+                continue
+            size += len(msg.data)
+            if msg.lease_until:
+                in_flight += 1
+                msg.lease_until = 0.0
+            if window:
+                recent[message_id] = None
+            removed.append(msg)
         if removed:
+            if window:
+                while len(recent) > window:
+                    recent.popitem(last=False)
+            self.bytes -= size
+            self._usage.bytes -= size
+            self._in_flight -= in_flight
             self.last_active = now
             self._compact()
         return removed

@@ -24,6 +24,7 @@ for an operator) must exist, and agents stay inside their tree (_access).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,7 +34,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from maos import tracing
-from maos.controlplane._ids import UlidGenerator
 from maos.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -51,9 +51,10 @@ from ._config import MessagingConfig
 from ._directory import TaskDirectory, TaskInfo
 from ._index import MessageIndex, StatsRow
 from ._mailbox import Mailbox, MailboxStats, StoredMessage
-from ._names import TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
+from ._names import TASK_PREFIX, TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
 from ._pg_store import PostgresMessageStore
 from ._store import Loaded, MessageStore
+from ._ulid import MessageIds
 
 if TYPE_CHECKING:
     from maos.controlplane.store import PostgresStore
@@ -96,9 +97,9 @@ class Messaging:
         self._index = MessageIndex(
             max_queued=config.max_queued, max_total_bytes=config.max_total_bytes, dedupe_window=config.dedupe_window
         )
-        self._ids = UlidGenerator()
+        self._ids = MessageIds()
         self._seq = 0
-        self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}  # (mailbox, id) -> its commit
+        self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}  # (mailbox, client's id) -> its commit
         self._pending_bytes = 0
         self._wakers: dict[str, set[asyncio.Future[None]]] = {}
         self._streams_by_mailbox: dict[str, int] = {}
@@ -146,7 +147,7 @@ class Messaging:
         """Load a checkpoint's messages and subscriptions into a service that holds no message:
         stored first, then deliverable (leases start afresh). Expired ones are left out.
         Returns how many messages were restored."""
-        held = sum(len(box) for box in self._index.mailboxes.values()) + len(self._pending)
+        held = sum(len(box) + box.reserved for box in self._index.mailboxes.values())
         if held:
             raise FailedPrecondition(f"messaging already holds {held} undelivered messages; restore needs none")
         now = time.time()
@@ -199,7 +200,7 @@ class Messaging:
         await self._check_recipient(caller, to_task_id)
         return await self._deliver([task_mailbox(to_task_id)], task_mailbox(to_task_id), "", sender, message)
 
-    async def send_batch(self, sender: str, items: Sequence[tuple[str, Outgoing]]) -> list[SendResult]:
+    async def send_batch(self, sender: str, items: Sequence[tuple[str, Outgoing]]) -> list[str]:
         """See _send_batch; traced as one send span when tracing is on."""
         if self._traces is None or not items:
             return await self._send_batch(sender, items, None)
@@ -215,86 +216,112 @@ class Messaging:
 
     async def _send_batch(
         self, sender: str, items: Sequence[tuple[str, Outgoing]], trace_context: dict[str, str] | None
-    ) -> list[SendResult]:
-        """Copy many messages into task mailboxes (one per `(to_task_id, message)`) in one commit.
+    ) -> list[str]:
+        """Copy many messages into task mailboxes (one per `(to_task_id, message)`) in one commit;
+        the message ids, one per item in order (each went to one mailbox).
 
         All or nothing: every recipient is checked first (an error names the
         message's index), then room for the whole batch (a full mailbox
         rejects it all); then every copy goes to the store in one transaction
-        and the answer (one result per item, in order) follows its commit.
+        and the answer follows its commit.
         A client id already held (or repeated inside the batch) is a no-op,
         as with `send`.
         """
         if len(items) > MAX_SEND_BATCH:
             raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(items)}; split it")
-        caller = await self._caller(sender)
-        checked: set[str] = set()
-        for i, (to_task_id, _) in enumerate(items):
-            if to_task_id in checked:
-                continue
-            try:
-                await self._check_recipient(caller, to_task_id)
-            except MaosError as exc:
-                raise type(exc)(f"message {i}: {exc}") from None
-            checked.add(to_task_id)
+        await self._check_recipients(await self._caller(sender), [to_task_id for to_task_id, _ in items])
         # No await from here until the copies are handed to the store: nothing changes under us.
         now = time.time()
+        new_id = self._ids.new
+        pending = self._pending
+        index = self._index
         ids: list[str] = []
         waits: dict[int, asyncio.Future[None]] = {}
-        fresh: list[tuple[str, str, Outgoing]] = []  # (mailbox, id, message)
+        copies: list[StoredMessage] = []
+        client_keys: list[tuple[str, str]] = []  # copies with a client-chosen id, tracked while committing
         seen: set[tuple[str, str]] = set()
+        counts: dict[str, int] = {}
+        size = 0
+        seq = self._seq
         for to_task_id, message in items:
-            name = task_mailbox(to_task_id)
-            message_id = message.message_id or self._ids.new()
-            ids.append(message_id)
-            key = (name, message_id)
-            if key in seen:
-                continue  # the same id twice in one batch: the second is a no-op
-            seen.add(key)
-            pending = self._pending.get(key)
-            box = self._index.get(name)
-            if pending is not None:
-                waits[id(pending)] = pending  # the same id is being committed: answer when it is
-            elif box is None or not box.knows(message_id):
-                fresh.append((name, message_id, message))
-        if fresh:
-            counts: dict[str, int] = {}
-            for name, _, _ in fresh:
-                counts[name] = counts.get(name, 0) + 1
-            size = sum(len(message.data) for _, _, message in fresh)
-            self._index.check_room_many(counts, size, self._pending_bytes)
-            copies = []
-            for name, message_id, message in fresh:
-                self._seq += 1
-                copies.append(
-                    StoredMessage(
-                        seq=self._seq,
-                        mailbox=name,
-                        id=message_id,
-                        sender=sender,
-                        recipient=name,
-                        topic="",
-                        priority=message.priority,
-                        data=message.data,
-                        content_type=message.content_type,
-                        sent_at=now,
-                        expires_at=now + message.ttl_seconds,
-                        trace_context=trace_context,
-                    )
+            name = TASK_PREFIX + to_task_id
+            message_id = message.message_id
+            if message_id:
+                ids.append(message_id)
+                key = (name, message_id)
+                if key in seen:
+                    continue  # the same id twice in one batch: the second is a no-op
+                seen.add(key)
+                committing = pending.get(key)
+                if committing is not None:
+                    waits[id(committing)] = committing  # the same id is being committed: answer when it is
+                    continue
+                box = index.get(name)
+                if box is not None and box.knows(message_id):
+                    continue
+                client_keys.append(key)
+            else:
+                # A fresh server id: nobody can know it before the answer, so no duplicate to look for.
+                message_id = new_id()
+                ids.append(message_id)
+            seq += 1
+            data = message.data
+            copies.append(
+                StoredMessage(
+                    seq,
+                    name,
+                    message_id,
+                    sender,
+                    name,
+                    "",
+                    message.priority,
+                    data,
+                    message.content_type,
+                    now,
+                    now + message.ttl_seconds,
+                    0,
+                    0.0,
+                    trace_context,
                 )
-            for name, n in counts.items():
-                self._index.mailbox(name, now).reserve(n)
-            self._pending_bytes += size
-            commit = self._store.insert(copies)
-            for msg in copies:
-                self._pending[(msg.mailbox, msg.id)] = commit
-            commit.add_done_callback(lambda fut: self._committed(fut, copies))
-            waits[id(commit)] = commit
+            )
+            counts[name] = counts.get(name, 0) + 1
+            size += len(data)
+        if copies:
+            index.check_room_many(counts, size, self._pending_bytes)
+            self._seq = seq
+            waits[0] = self._commit(copies, counts, size, client_keys, now)
         if waits:
             # Shielded: a caller that goes away does not undo a commit under way.
             pending_all = list(waits.values())
             await asyncio.shield(pending_all[0] if len(pending_all) == 1 else asyncio.gather(*pending_all))
-        return [SendResult([message_id], 1) for message_id in ids]
+        return ids
+
+    async def check_batch(self, sender: str, to_task_ids: Sequence[str], client_ids: bool) -> None:
+        """The checks of `send_batch` that need no payload, for a caller to run before it
+        validates thousands of payloads: the caller, each recipient once (an error names
+        the index of its first message) and, unless a message carries a client id (a resend
+        of one already held needs no room), room in every mailbox for its share. A sender
+        retrying against a full mailbox is refused here, cheaply. Raises as send_batch would."""
+        if len(to_task_ids) > MAX_SEND_BATCH:
+            raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(to_task_ids)}; split it")
+        counts = await self._check_recipients(await self._caller(sender), to_task_ids)
+        if not client_ids:
+            self._index.check_room_many({task_mailbox(t): n for t, n in counts.items()}, 0, self._pending_bytes)
+
+    async def _check_recipients(self, caller: TaskInfo | None, to_task_ids: Sequence[str]) -> dict[str, int]:
+        """`_check_recipient` once per distinct recipient, the error naming the index of its
+        first message; how many messages go to each."""
+        counts: dict[str, int] = {}
+        for i, to_task_id in enumerate(to_task_ids):
+            n = counts.get(to_task_id)
+            if n is None:
+                try:
+                    await self._check_recipient(caller, to_task_id)
+                except MaosError as exc:
+                    raise type(exc)(f"message {i}: {exc}") from None
+                n = 0
+            counts[to_task_id] = n + 1
+        return counts
 
     async def _check_recipient(self, caller: TaskInfo | None, to_task_id: str) -> None:
         """The task exists, is unfinished, is not a workflow root, and the caller may send to it."""
@@ -406,44 +433,80 @@ class Messaging:
                 self._seq += 1
                 copies.append(
                     StoredMessage(
-                        seq=self._seq,
-                        mailbox=name,
-                        id=message_id,
-                        sender=sender,
-                        recipient=recipient,
-                        topic=topic,
-                        priority=message.priority,
-                        data=message.data,
-                        content_type=message.content_type,
-                        sent_at=now,
-                        expires_at=now + message.ttl_seconds,
-                        trace_context=trace_context,
+                        self._seq,
+                        name,
+                        message_id,
+                        sender,
+                        recipient,
+                        topic,
+                        message.priority,
+                        message.data,
+                        message.content_type,
+                        now,
+                        now + message.ttl_seconds,
+                        0,
+                        0.0,
+                        trace_context,
                     )
                 )
-                self._index.mailbox(name, now).reserve()
-            self._pending_bytes += size * len(copies)
-            commit = self._store.insert(copies)
+            counts: dict[str, int] = {}
             for name in fresh:
-                self._pending[(name, message_id)] = commit
-            commit.add_done_callback(lambda fut: self._committed(fut, copies))
-            waits.append(commit)
+                counts[name] = counts.get(name, 0) + 1
+            keys = [(name, message_id) for name in fresh]
+            waits.append(self._commit(copies, counts, size * len(copies), keys, now))
         if waits:
             # Shielded: a caller that goes away does not undo a commit under way.
             await asyncio.shield(waits[0] if len(waits) == 1 else asyncio.gather(*waits))
         return SendResult([message_id] * len(targets), len(targets))
 
-    def _committed(self, fut: asyncio.Future[None], copies: list[StoredMessage]) -> None:
+    def _commit(
+        self,
+        copies: list[StoredMessage],
+        counts: dict[str, int],
+        size: int,
+        keys: list[tuple[str, str]],
+        now: float,
+    ) -> asyncio.Future[None]:
+        """Reserve room for checked copies and hand them to the store; they become readable
+        when the returned commit lands. `counts`: copies per mailbox; `keys`: the (mailbox, id)
+        of copies whose id a client chose, so a resend while committing waits for this commit."""
+        for name, n in counts.items():
+            self._index.mailbox(name, now).reserve(n)
+        self._pending_bytes += size
+        commit = self._store.insert(copies)
+        for key in keys:
+            self._pending[key] = commit
+        commit.add_done_callback(functools.partial(self._committed, copies, counts, size, keys))
+        return commit
+
+    def _committed(
+        self,
+        copies: list[StoredMessage],
+        counts: dict[str, int],
+        size: int,
+        keys: list[tuple[str, str]],
+        fut: asyncio.Future[None],
+    ) -> None:
         ok = not fut.cancelled() and fut.exception() is None
-        for msg in copies:
-            self._pending.pop((msg.mailbox, msg.id), None)
-            self._pending_bytes -= msg.size
-            box = self._index.get(msg.mailbox)
+        for key in keys:
+            self._pending.pop(key, None)
+        self._pending_bytes -= size
+        boxes: dict[str, Mailbox] = {}
+        for name, n in counts.items():
+            box = self._index.get(name)
             if box is None:  # cannot happen while reserved; be safe
-                box = self._index.mailbox(msg.mailbox, msg.sent_at)
-            box.release()
-            if ok:
-                box.add(msg)
-                self._notify(msg.mailbox)
+                box = self._index.mailbox(name, copies[0].sent_at)
+            box.release(n)
+            boxes[name] = box
+        if not ok:
+            return
+        if len(boxes) == 1:
+            next(iter(boxes.values())).add_many(copies)
+        else:
+            for msg in copies:
+                boxes[msg.mailbox].add(msg)
+        for name in boxes:
+            self._notify(name)
 
     # ------------------------------------------------------------------ reading
 

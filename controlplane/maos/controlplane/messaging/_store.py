@@ -67,6 +67,10 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _DELETE = "DELETE FROM messages WHERE seq = ?"
+_DELETE_RANGE = "DELETE FROM messages WHERE seq BETWEEN ? AND ?"
+# A run of at least this many consecutive seqs is deleted with one range statement (an acked
+# batch usually is one run: its copies were numbered together), about twice as fast per row.
+_MIN_RANGE = 4
 _SUBSCRIBE = "INSERT OR IGNORE INTO message_subscriptions (mailbox, topic, created_at) VALUES (?, ?, ?)"
 _UNSUBSCRIBE = "DELETE FROM message_subscriptions WHERE mailbox = ?"
 
@@ -76,7 +80,7 @@ class _Write:
     """One caller's writes; the writer runs them in order inside a group's transaction."""
 
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
-    deletes: list[tuple[int]] = field(default_factory=list)
+    deletes: list[int] = field(default_factory=list)
     subscribe: list[tuple[str, str, float]] = field(default_factory=list)
     unsubscribe: list[tuple[str]] = field(default_factory=list)
 
@@ -177,7 +181,7 @@ class MessageStore:
 
     def delete(self, seqs: Sequence[int]) -> asyncio.Future[None]:
         """Delete messages by seq (acknowledged or expired)."""
-        return self._submit(_Write(deletes=[(s,) for s in seqs]))
+        return self._submit(_Write(deletes=list(seqs)))
 
     def subscribe(self, mailbox: str, topic: str, created_at: float) -> asyncio.Future[None]:
         """Record a topic subscription so it outlives a restart."""
@@ -185,7 +189,7 @@ class MessageStore:
 
     def unsubscribe(self, mailbox: str, seqs: Sequence[int]) -> asyncio.Future[None]:
         """Forget a subscription and delete the messages it held, in one transaction."""
-        return self._submit(_Write(deletes=[(s,) for s in seqs], unsubscribe=[(mailbox,)]))
+        return self._submit(_Write(deletes=list(seqs), unsubscribe=[(mailbox,)]))
 
     def _submit(self, write: _Write) -> asyncio.Future[None]:
         return self._writer.submit(write)
@@ -197,7 +201,7 @@ class MessageStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             inserts: list[tuple[Any, ...]] = []
-            deletes: list[tuple[int]] = []
+            deletes: list[int] = []
             for write in writes:
                 # A write's own order (subscribe before inserts, deletes before unsubscribe)
                 # is kept; deletes never name a seq inserted later in the same group.
@@ -209,17 +213,37 @@ class MessageStore:
                     if inserts:
                         conn.executemany(_INSERT, inserts)
                         inserts = []
-                    conn.executemany(_DELETE, deletes)
+                    _delete(conn, deletes)
                     deletes = []
                     conn.executemany(_UNSUBSCRIBE, write.unsubscribe)
             if inserts:
                 conn.executemany(_INSERT, inserts)
             if deletes:
-                conn.executemany(_DELETE, deletes)
+                _delete(conn, deletes)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _delete(conn: sqlite3.Connection, seqs: list[int]) -> None:
+    """Delete exactly these seqs: runs of consecutive ones by range, the others one by one."""
+    ranges: list[tuple[int, int]] = []
+    singles: list[tuple[int]] = []
+    ordered = sorted(set(seqs))
+    start = 0
+    for i in range(1, len(ordered) + 1):
+        if i < len(ordered) and ordered[i] == ordered[i - 1] + 1:
+            continue
+        if i - start >= _MIN_RANGE:
+            ranges.append((ordered[start], ordered[i - 1]))
+        else:
+            singles.extend((seq,) for seq in ordered[start:i])
+        start = i
+    if ranges:
+        conn.executemany(_DELETE_RANGE, ranges)
+    if singles:
+        conn.executemany(_DELETE, singles)
 
 
 _SELECT_SUBSCRIPTIONS = "SELECT mailbox, topic FROM message_subscriptions ORDER BY mailbox"

@@ -3,44 +3,113 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
-from maos.controlplane._convert import timestamp
-from maos.v1 import common_pb2, messages_pb2
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from maos.v1 import messages_pb2
 
 from ._mailbox import StoredMessage
+
+_NANOS = 1_000_000_000
 
 
 def message_to_proto(msg: StoredMessage) -> messages_pb2.Message:
     """One delivered copy as the wire message."""
-    return messages_pb2.Message(
-        id=msg.id,
-        sender_task_id=msg.sender,
-        recipient=msg.recipient,
-        topic=msg.topic,
-        priority=msg.priority,  # type: ignore[arg-type]
-        payload=common_pb2.Payload(data=msg.data, content_type=msg.content_type),
-        sent_at=timestamp(msg.sent_at),
-        expires_at=timestamp(msg.expires_at) if math.isfinite(msg.expires_at) else None,
-        delivery_count=msg.delivery_count,
-        trace_context=msg.trace_context,
-    )
+    out = messages_pb2.Message()
+    _fill(out, msg)
+    return out
+
+
+def add_messages(target: RepeatedCompositeFieldContainer[messages_pb2.Message], msgs: Iterable[StoredMessage]) -> None:
+    """Append delivered copies to a repeated Message field (a delivery, a Receive answer),
+    each built in place: no message built first and copied in, no keyword parsing, no
+    Timestamp helpers (about 4x cheaper per message than `message_to_proto`)."""
+    add = target.add
+    for msg in msgs:
+        _fill(add(), msg)
+
+
+def _fill(out: messages_pb2.Message, msg: StoredMessage) -> None:
+    out.id = msg.id
+    out.sender_task_id = msg.sender
+    out.recipient = msg.recipient
+    if msg.topic:
+        out.topic = msg.topic
+    out.priority = msg.priority  # type: ignore[assignment]
+    payload = out.payload
+    payload.data = msg.data
+    payload.content_type = msg.content_type
+    if msg.sent_at:
+        ts = out.sent_at
+        ts.seconds, ts.nanos = divmod(int(msg.sent_at * 1e9), _NANOS)
+    if math.isfinite(msg.expires_at) and msg.expires_at:
+        ts = out.expires_at
+        ts.seconds, ts.nanos = divmod(int(msg.expires_at * 1e9), _NANOS)
+    out.delivery_count = msg.delivery_count
+    if msg.trace_context:
+        out.trace_context.update(msg.trace_context)
 
 
 def message_from_proto(msg: messages_pb2.Message, mailbox: str, seq: int) -> StoredMessage:
     """A wire message as a copy in `mailbox` (a host relay's local mailbox), ready for delivery.
-    Its delivery count so far is kept, so a local take counts on from it."""
+    Its delivery count so far is kept, so a local take counts on from it; the message itself
+    is kept too (`wire`), to be handed out again by `wire_messages`."""
+    payload = msg.payload
+    sent = msg.sent_at
+    expires = msg.expires_at if msg.HasField("expires_at") else None
     return StoredMessage(
-        seq=seq,
-        mailbox=mailbox,
-        id=msg.id,
-        sender=msg.sender_task_id,
-        recipient=msg.recipient,
-        topic=msg.topic,
-        priority=msg.priority,
-        data=msg.payload.data,
-        content_type=msg.payload.content_type,
-        sent_at=msg.sent_at.ToNanoseconds() / 1e9,
-        expires_at=msg.expires_at.ToNanoseconds() / 1e9 if msg.HasField("expires_at") else math.inf,
-        delivery_count=max(0, msg.delivery_count - 1),
-        trace_context=dict(msg.trace_context) or None,
+        seq,
+        mailbox,
+        msg.id,
+        msg.sender_task_id,
+        msg.recipient,
+        msg.topic,
+        msg.priority,
+        payload.data,
+        payload.content_type,
+        sent.seconds + sent.nanos / 1e9,
+        expires.seconds + expires.nanos / 1e9 if expires is not None else math.inf,
+        max(0, msg.delivery_count - 1),
+        0.0,
+        dict(msg.trace_context) if msg.trace_context else None,
+        msg,
     )
+
+
+def relayed_copy(msg: messages_pb2.Message, mailbox: str, seq: int) -> StoredMessage:
+    """`message_from_proto` for a host relay, which hands `wire` out again: only what its
+    mailbox works with is read out (id, priority, payload size, expiry, delivery count);
+    sender, recipient, topic, content type, send time and trace context stay in `wire`.
+    About half the cost per message of reading every field."""
+    expires = msg.expires_at
+    return StoredMessage(
+        seq,
+        mailbox,
+        msg.id,
+        "",
+        "",
+        "",
+        msg.priority,
+        msg.payload.data,
+        "",
+        0.0,
+        expires.seconds + expires.nanos / 1e9 if msg.HasField("expires_at") else math.inf,
+        max(0, msg.delivery_count - 1),
+        0.0,
+        None,
+        msg,
+    )
+
+
+def wire_messages(msgs: Iterable[StoredMessage]) -> list[messages_pb2.Message]:
+    """Taken copies as wire messages: a relay's received message as it came (its delivery
+    count brought up to date), anything else built by `message_to_proto`."""
+    out = []
+    for msg in msgs:
+        wire = msg.wire
+        if wire is None:
+            wire = message_to_proto(msg)
+        else:
+            wire.delivery_count = msg.delivery_count
+        out.append(wire)
+    return out

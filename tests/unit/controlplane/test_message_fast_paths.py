@@ -1,0 +1,124 @@
+"""The message path's batch forms give what the one-at-a-time forms give: ids, wire messages,
+mailbox adds, acks and store deletes (they exist for speed only, so any difference is a bug)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+from maos.controlplane.messaging import add_messages, message_to_proto, relayed_copy, wire_messages
+from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
+from maos.controlplane.messaging._store import _INSERT, _SCHEMA, _delete, _row
+from maos.controlplane.messaging._ulid import MessageIds
+from maos.v1 import hosts_pb2, messages_pb2
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+T0 = 1_700_000_000.123456
+
+
+def _reference(ms: int, rand: int) -> str:
+    value, chars = (ms << 80) | rand, []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def _copy(seq: int, **fields: object) -> StoredMessage:
+    base: dict[str, object] = {
+        "seq": seq,
+        "mailbox": "task:B",
+        "id": f"id-{seq}",
+        "sender": "A",
+        "recipient": "task:B",
+        "topic": "",
+        "priority": 2,
+        "data": b'{"n": %d}' % seq,
+        "content_type": "application/json",
+        "sent_at": T0 + seq * 0.001,
+        "expires_at": T0 + 3600,
+    }
+    base.update(fields)
+    return StoredMessage(**base)  # type: ignore[arg-type]
+
+
+def test_message_ids_are_ulids_of_the_time_and_a_counter_across_the_cached_prefix() -> None:
+    gen = MessageIds()
+    first = gen.new()
+    assert first == _reference(gen._last_ms, gen._last_rand)
+    # Within one millisecond the counter runs over the 20 bits the table covers: the prefix must follow.
+    gen._last_ms = 2**47  # far ahead of the clock: every next id counts up
+    gen._last_rand = (77 << 20) - 3
+    ids = [gen.new() for _ in range(6)]
+    assert ids == [_reference(2**47, (77 << 20) - 2 + i) for i in range(6)]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+
+
+def test_message_ids_strictly_increase() -> None:
+    gen = MessageIds()
+    ids = [gen.new() for _ in range(50_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_add_messages_builds_what_message_to_proto_builds() -> None:
+    copies = [
+        _copy(1),
+        _copy(2, topic="prices", recipient="topic:prices", trace_context={"traceparent": "00-ab-cd-01"}),
+        _copy(3, expires_at=math.inf, sent_at=0.0, data=b"", content_type="text/plain"),
+    ]
+    copies[0].delivery_count = 3
+    delivery = hosts_pb2.MessageDelivery(mailbox="task:B")
+    add_messages(delivery.messages, copies)
+    assert list(delivery.messages) == [message_to_proto(m) for m in copies]
+    first, second, third = delivery.messages
+    assert first.delivery_count == 3 and first.payload.data == b'{"n": 1}'
+    assert first.sent_at.ToNanoseconds() == int(copies[0].sent_at * 1e9)
+    assert first.expires_at.seconds == int(T0 + 3600)
+    assert second.topic == "prices" and dict(second.trace_context) == {"traceparent": "00-ab-cd-01"}
+    assert not third.HasField("expires_at") and not third.HasField("sent_at")
+
+
+def test_a_relayed_copy_is_handed_out_as_it_came_with_its_delivery_count_brought_up_to_date() -> None:
+    wire = message_to_proto(_copy(5, topic="t", trace_context={"traceparent": "x"}))
+    wire.delivery_count = 2  # the control plane's second delivery
+    relayed = relayed_copy(wire, "task:B", 40)
+    assert (relayed.id, relayed.priority, relayed.data, relayed.seq) == ("id-5", 2, b'{"n": 5}', 40)
+    assert relayed.expires_at == T0 + 3600 and relayed.delivery_count == 1
+    box = Mailbox("task:B", max_queued=10)
+    assert box.add(relayed)
+    (out,) = wire_messages(box.take(T0, 10, 30).messages)
+    assert out is wire and out.delivery_count == 2 and out.sender_task_id == "A" and out.topic == "t"
+    assert dict(out.trace_context) == {"traceparent": "x"}
+    box.requeue_expired(T0 + 31)  # the local lease ran out: the next take is a redelivery
+    (again,) = wire_messages(box.take(T0 + 31, 10, 30).messages)
+    assert again.delivery_count == 3
+    unbounded = relayed_copy(messages_pb2.Message(id="n"), "task:B", 41)
+    assert unbounded.expires_at == math.inf and unbounded.delivery_count == 0
+
+
+def test_add_many_and_batch_ack_keep_the_same_books_as_one_at_a_time() -> None:
+    one, many = Mailbox("task:B", 100, dedupe_window=3), Mailbox("task:B", 100, dedupe_window=3)
+    for m in [_copy(i) for i in range(1, 8)]:
+        one.add(m)
+    assert many.add_many([_copy(i) for i in range(1, 8)] + [_copy(3)]) == 7  # a repeated id is skipped
+    for box in (one, many):
+        taken = box.take(T0, 3, 30).messages
+        assert [m.id for m in taken] == ["id-1", "id-2", "id-3"]
+        removed = box.ack(["id-2", "id-5", "nope", "id-2", "id-7", "id-6"], T0)
+        assert [m.id for m in removed] == ["id-2", "id-5", "id-7", "id-6"]
+    for box in (one, many):
+        assert (len(box), box.in_flight, box.bytes) == (3, 2, sum(len(_copy(i).data) for i in (1, 3, 4)))
+        assert box.stats.sent == 7 and box.stats.bytes == sum(len(_copy(i).data) for i in range(1, 8))
+        # The dedupe window keeps the 3 most recent acknowledged ids.
+        assert [box.knows(f"id-{i}") for i in (2, 5, 6, 7)] == [False, True, True, True]
+        assert not box.add(_copy(6))
+
+
+def test_store_deletes_exactly_the_acknowledged_seqs_runs_by_range() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(_SCHEMA)
+    conn.executemany(_INSERT, [_row(_copy(seq)) for seq in range(1, 31)])
+    gone = [5, 4, 3, 2, 1, 7, 9, 10, 11, 12, 12, 20, 21, 22, 24, 25, 26, 27, 28, 30]
+    _delete(conn, gone)
+    left = [r[0] for r in conn.execute("SELECT seq FROM messages ORDER BY seq")]
+    assert left == [s for s in range(1, 31) if s not in gone]
