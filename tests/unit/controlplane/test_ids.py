@@ -27,3 +27,14 @@ def test_ids_strictly_increase_even_within_one_millisecond() -> None:
     gen = UlidGenerator()
     ids = [gen.new() for _ in range(20_000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_counting_up_past_the_cached_prefix_changes_the_prefix() -> None:
+    gen = UlidGenerator()
+    gen.new()
+    # Within one millisecond the counter runs over the 20 bits the table covers: the prefix must follow.
+    gen._last_ms = 2**47  # far ahead of the clock: every next id counts up
+    gen._last_rand = (77 << 20) - 3
+    ids = [gen.new() for _ in range(6)]
+    assert ids == [_reference(2**47, (77 << 20) - 2 + i) for i in range(6)]
+    assert ids == sorted(ids) and len(set(ids)) == 6
