@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,9 @@ def spawn_daemon(name: str, args: list[str], log: Path, env: dict[str, str] | No
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env,
-            preexec_fn=_terminate_with_parent,
+            # The parent-death signal fires when the forking *thread* ends: only the main thread's
+            # life is the launcher's life (a daemon started from a worker thread must outlive it).
+            preexec_fn=_terminate_with_parent if threading.current_thread() is threading.main_thread() else None,
         )
     return Daemon(name, process, log)
 
