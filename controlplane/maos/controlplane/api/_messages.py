@@ -217,7 +217,7 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
         self, request: messages_pb2.WatchTopicRequest, context: Ctx
     ) -> AsyncIterator[messages_pb2.Message]:
         check_token(request.topic, "topic")
-        async for message in self.topic_feed.watch(request.topic):
+        async for message in self.topic_feed.watch(request.topic, caller_task_id(context) or context.peer()):
             yield message
 
 
