@@ -16,9 +16,10 @@ import grpc.aio
 import pytest
 from maos.client._context_state import TaskState
 from maos.client._state_client import AsyncStateClient, RawJson, StateClient, StateEvent
+from maos.controlplane.api import _state as state_api
 from maos.controlplane.api._errors import ErrorMappingInterceptor
 from maos.controlplane.api._state import StateServicer
-from maos.controlplane.state import StateCaller
+from maos.controlplane.state import StateCaller, StateHub
 from maos.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from maos.v1 import state_pb2, state_pb2_grpc
 
@@ -275,3 +276,50 @@ async def test_task_context_state(service: Service) -> None:
     assert await asyncio.to_thread(blocking) == (1, 2, True, None)
     with pytest.raises(PermissionDenied):
         await state.get_async("n", namespace="global")
+
+
+async def test_a_watch_that_falls_behind_in_bytes_reads_the_log_and_misses_nothing(service: Service) -> None:
+    service.servicer.hub = StateHub(queue_bytes=300)  # about three values queued at most
+    total = 200
+    seen: list[StateEvent] = []
+
+    async def watch() -> None:
+        async for event in service.client().watch(prefix="big/", namespace="tree:R1"):
+            seen.append(event)
+            await asyncio.sleep(0)  # a slow reader
+            if len(seen) == total:
+                return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)
+    writer = service.client("T1")
+    await asyncio.gather(*(writer.put(f"big/{i % 4}", {"i": i, "pad": "x" * 80}) for i in range(total)))
+    await asyncio.wait_for(watcher, 30)
+    revisions = [e.revision for e in seen]
+    assert revisions == sorted(set(revisions)) and len(revisions) == total
+
+
+async def test_one_client_holds_a_bounded_number_of_state_watches(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_api, "MAX_WATCHES_PER_CALLER", 2)
+    await service.client("T1").put("w", 1)
+    request = state_pb2.WatchStateRequest(key="w")
+    first, second = (
+        service.stub.Watch(request, metadata=as_task("T1")),
+        service.stub.Watch(request, metadata=as_task("T1")),
+    )
+    for call in (first, second):
+        assert (await call.read()).entry.key == "w"  # open, with the logged change
+    third = service.stub.Watch(request, metadata=as_task("T1"))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await third.read()
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "already holds 2 state watches" in (refused.value.details() or "")
+    other = service.stub.Watch(request, metadata=as_task("T2"))  # another caller is not affected
+    first.cancel()
+    await asyncio.sleep(0.2)
+    again = service.stub.Watch(request, metadata=as_task("T1"))  # a slot came free
+    assert (await again.read()).entry.key == "w"
+    for call in (second, other, again):
+        call.cancel()

@@ -15,7 +15,8 @@ while it is in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -32,7 +33,7 @@ from maos.controlplane.state import (
     watch_changes,
 )
 from maos.controlplane.state._validation import check_key, check_prefix
-from maos.errors import InvalidArgument, NotFound, PermissionDenied
+from maos.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from maos.v1 import state_pb2, state_pb2_grpc
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ CallerLookup = Callable[[str], Awaitable[StateCaller | None]]
 
 STATE_SERVICE_NAME: str = state_pb2.DESCRIPTOR.services_by_name["StateService"].full_name
 DEFAULT_PAGE_SIZE = 100
+MAX_WATCHES_PER_CALLER = 100  # Watch streams one client may hold open (a flood cannot grow memory)
 MAX_PAGE_SIZE = 1000
 
 _T = TypeVar("_T")
@@ -65,6 +67,7 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         self._lookup_caller = lookup_caller
         self._global_access = global_access
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._watches_by_caller: dict[str, int] = {}  # task id or peer address -> open Watch streams
 
     async def _namespace(self, requested: str, context: Ctx) -> str:
         task_id = caller_task_id(context)
@@ -141,6 +144,28 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
             check_key(request.key, self.backend.limits)
         check_prefix(request.prefix, self.backend.limits)
         namespace = await self._namespace(request.namespace, context)
+        caller = caller_task_id(context) or context.peer()
+        held = self._watches_by_caller.get(caller, 0)
+        if held >= MAX_WATCHES_PER_CALLER:
+            raise ResourceExhausted(
+                f"this client already holds {held} state watches, the limit; end one (or watch a prefix "
+                "that covers several keys) before watching again"
+            )
+        self._watches_by_caller[caller] = held + 1
+        try:
+            async with contextlib.aclosing(self._watch(request, namespace)) as changes:  # unsubscribes at once
+                async for change in changes:
+                    yield change
+        finally:
+            left = self._watches_by_caller[caller] - 1
+            if left:
+                self._watches_by_caller[caller] = left
+            else:
+                del self._watches_by_caller[caller]
+
+    async def _watch(
+        self, request: state_pb2.WatchStateRequest, namespace: str
+    ) -> AsyncGenerator[state_pb2.StateChange, None]:
         changes = watch_changes(
             self.backend,
             self.hub,
@@ -149,8 +174,9 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
             prefix=request.prefix,
             after_revision=request.after_revision,
         )
-        async for change in changes:
-            yield change_to_proto(change)
+        async with contextlib.aclosing(changes):
+            async for change in changes:
+                yield change_to_proto(change)
 
 
 def entry_to_proto(entry: StateEntry, *, include_value: bool = True) -> state_pb2.StateEntry:

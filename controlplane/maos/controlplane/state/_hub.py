@@ -9,17 +9,23 @@ from dataclasses import dataclass, field
 from ._model import StateChange, StateEntry
 
 WATCH_QUEUE_SIZE = 4_096
+WATCH_QUEUE_BYTES = 16 * 1024 * 1024  # of values: a watcher this far behind re-reads the log instead
 
 
 @dataclass(eq=False, slots=True)
 class StateWatcher:
     """One Watch stream's mailbox: every change of its namespace, possibly out of revision
-    order (writers finish in any order). Bounded: a watcher that falls that far behind is
-    marked overflowed and must resume from the last revision it handled."""
+    order (writers finish in any order). Bounded in changes and in bytes of values: a watcher
+    that falls that far behind is marked overflowed and must resume from the last revision it
+    handled (from the change log). Its reader calls `took` for each change it takes."""
 
     namespace: str
     queue: asyncio.Queue[StateChange] = field(default_factory=lambda: asyncio.Queue(WATCH_QUEUE_SIZE))
     overflowed: bool = False
+    queued_bytes: int = 0
+
+    def took(self, change: StateChange) -> None:
+        self.queued_bytes -= len(change.entry.value)
 
     @classmethod
     def bounded(cls, namespace: str, size: int) -> StateWatcher:
@@ -38,9 +44,10 @@ class StateHub:
     control plane enter through `deliver` and are not forwarded again.
     """
 
-    def __init__(self, queue_size: int = WATCH_QUEUE_SIZE) -> None:
+    def __init__(self, queue_size: int = WATCH_QUEUE_SIZE, queue_bytes: int = WATCH_QUEUE_BYTES) -> None:
         self._by_namespace: dict[str, set[StateWatcher]] = {}
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self.forward: Callable[[StateChange], None] | None = None
 
     def subscribe(self, namespace: str) -> StateWatcher:
@@ -77,10 +84,18 @@ class StateHub:
         watchers = self._by_namespace.get(change.entry.namespace)
         if not watchers:
             return
+        size = len(change.entry.value)
         for watcher in watchers:
             if watcher.overflowed:
+                continue
+            if watcher.queued_bytes + size > self._queue_bytes:
+                watcher.overflowed = True
+                if watcher.queue.empty():
+                    watcher.queue.put_nowait(_RESYNC)  # wake it to read the log
                 continue
             try:
                 watcher.queue.put_nowait(change)
             except asyncio.QueueFull:
                 watcher.overflowed = True
+            else:
+                watcher.queued_bytes += size

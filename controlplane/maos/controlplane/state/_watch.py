@@ -57,6 +57,7 @@ async def watch_changes(
                     watcher.overflowed = False  # read what was missed from the log, then go on live
                     break
                 change = await watcher.queue.get()
+                watcher.took(change)
                 if change.revision <= last:
                     continue
                 if change.revision > last + 1:
