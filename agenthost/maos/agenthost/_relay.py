@@ -1,7 +1,8 @@
 """The host's message relay: its agents' messages travel through it.
 
 Agents on this host call MessageService on the relay (a local socket whose
-address the host gives them as MAOS_MESSAGES_ENDPOINT). The relay
+address the host gives them as MAOS_MESSAGES_ENDPOINT; the SDK sends the hot
+calls as plain frames on a socket beside it, _relay_frames). The relay
 
 - delivers a message between two tasks running on this host, in the same
   tree, itself: straight into the recipient's local mailbox, no round trip
@@ -32,15 +33,19 @@ import asyncio
 import functools
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from maos.controlplane._ids import UlidGenerator
 from maos.controlplane.messaging import (
     MessagingConfig,
     Outgoing,
+    add_taken,
+    check_outgoing,
     outgoing,
     relayed_copy,
     wire_messages,
@@ -95,10 +100,29 @@ class LocalMailbox:
     streams: int = 0  # Subscribe streams reading it now
     error: MaosError | None = None
     last_read: float = 0.0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def wake(self) -> None:
-        self.changed.set()
+        """Something changed: every reader waiting in `changed_within` looks again."""
+        waiters, self.waiters = self.waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def changed_within(self, seconds: float) -> None:
+        """Wait until the next `wake`, or `seconds` at most. A future and a timer rather than
+        an Event under wait_for: the reader resumes on the loop turn after the wake (wait_for's
+        inner task costs another turn or two, on every lone message's path)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self.waiters.append(fut)
+        timer = loop.call_later(seconds, _expire, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            if fut in self.waiters:  # timed out or cancelled: no wake took it
+                self.waiters.remove(fut)
 
 
 class MessageRelay:
@@ -142,7 +166,8 @@ class MessageRelay:
         if self._is_local(caller, request.to_task_id) and not request.broadcast_root_id:
             message = self._validate(request)
             self._check_room({request.to_task_id: 1})
-            return self._deliver_locally(caller, request.to_task_id, message)
+            (message_id,) = self._deliver_locally(caller, [(request.to_task_id, message)])
+            return messages_pb2.SendResponse(message_ids=[message_id], recipients=1)
         reply = await self._call(caller, hosts_pb2.MessageCall(send=request), 1, request.ByteSize())
         return reply.send
 
@@ -154,33 +179,59 @@ class MessageRelay:
                 caller, hosts_pb2.MessageCall(send_batch=request), len(request.messages), request.ByteSize()
             )
             return reply.send_batch
-        local: list[tuple[int, Outgoing]] = []
+        items = list(request.messages)  # each item's wrapper made once
+        local: list[int] = []
         remote = messages_pb2.SendBatchRequest()
         remote_index: list[int] = []
         rooms: dict[str, int] = {}
-        for i, item in enumerate(request.messages):
-            if self._is_local(caller, item.to_task_id) and not item.broadcast_root_id:
-                try:
-                    local.append((i, self._validate(item)))
-                except MaosError as exc:
-                    raise type(exc)(f"message {i}: {exc}") from None
-                rooms[item.to_task_id] = rooms.get(item.to_task_id, 0) + 1
+        for i, item in enumerate(items):
+            to_task_id = item.to_task_id
+            if to_task_id in here and not item.broadcast_root_id:
+                local.append(i)
+                rooms[to_task_id] = rooms.get(to_task_id, 0) + 1
             else:
                 remote.messages.append(item)
                 remote_index.append(i)
+        # Room before payloads, as on the control plane: a sender retrying against a full
+        # mailbox is refused without every payload of its batch being parsed again.
         self._check_room(rooms)
-        results: list[messages_pb2.SendResponse | None] = [None] * len(request.messages)
-        if remote.messages:
-            # All or nothing, as on the control plane: the remote part first; the local room
-            # was checked, and nothing else runs on this loop between the reply and the adds.
-            call = hosts_pb2.MessageCall(send_batch=remote)
-            reply = await self._call(caller, call, len(remote.messages), remote.ByteSize())
-            for index, result in zip(remote_index, reply.send_batch.results, strict=True):
-                results[index] = result
-            self._check_room(rooms)
-        for index, message in local:
-            results[index] = self._deliver_locally(caller, request.messages[index].to_task_id, message)
-        return messages_pb2.SendBatchResponse(results=[r for r in results if r is not None])
+        limits = self.config.limits
+        addressed: list[tuple[str, Outgoing]] = []
+        for i in local:
+            item = items[i]
+            payload = item.payload
+            try:
+                message = check_outgoing(
+                    limits,
+                    item.priority,
+                    payload.data,
+                    payload.content_type,
+                    item.ttl_seconds,
+                    item.message_id,
+                    item.trace_context,
+                )
+            except MaosError as exc:
+                raise type(exc)(f"message {i}: {exc}") from None
+            addressed.append((item.to_task_id, message))
+        response = messages_pb2.SendBatchResponse()
+        add = response.results.add
+        if not remote.messages:
+            for message_id in self._deliver_locally(caller, addressed):
+                add(recipients=1).message_ids.append(message_id)
+            return response
+        # All or nothing, as on the control plane: the remote part first; the local room
+        # was checked, and nothing else runs on this loop between the reply and the adds.
+        call = hosts_pb2.MessageCall(send_batch=remote)
+        reply = await self._call(caller, call, len(remote.messages), remote.ByteSize())
+        self._check_room(rooms)
+        ids: list[str] = [""] * len(items)
+        for index, result in zip(remote_index, reply.send_batch.results, strict=True):
+            ids[index] = result.message_ids[0] if result.message_ids else ""
+        for index, message_id in zip(local, self._deliver_locally(caller, addressed), strict=True):
+            ids[index] = message_id
+        for message_id in ids:
+            add(recipients=1).message_ids.append(message_id)
+        return response
 
     async def publish(self, caller: str, request: messages_pb2.PublishRequest) -> messages_pb2.SendResponse:
         reply = await self._call(caller, hosts_pb2.MessageCall(publish=request), 1, request.ByteSize())
@@ -189,13 +240,32 @@ class MessageRelay:
     async def receive(
         self, caller: str, mailbox: str, max_messages: int, wait_seconds: float, lease_seconds: float
     ) -> list[messages_pb2.Message]:
+        return wire_messages(await self._receive(caller, mailbox, max_messages, wait_seconds, lease_seconds))
+
+    async def receive_into(
+        self,
+        into: RepeatedCompositeFieldContainer[messages_pb2.Message],
+        caller: str,
+        mailbox: str,
+        max_messages: int,
+        wait_seconds: float,
+        lease_seconds: float,
+    ) -> int:
+        """`receive`, the messages added to `into` (a Receive answer) in place; how many."""
+        taken = await self._receive(caller, mailbox, max_messages, wait_seconds, lease_seconds)
+        add_taken(into, taken)
+        return len(taken)
+
+    async def _receive(
+        self, caller: str, mailbox: str, max_messages: int, wait_seconds: float, lease_seconds: float
+    ) -> list[StoredMessage]:
         lm = self._readable(caller, mailbox)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         limits = self.config.limits
         lease = lease_seconds or limits.default_lease_seconds
         while True:
-            taken = self._take(lm, max_messages, lease)
+            taken = self._take_stored(lm, max_messages, lease)
             if not taken and lm.error is not None:
                 # The control plane refused the subscription: say why (a later read tries again).
                 error, lm.error = lm.error, None
@@ -205,13 +275,9 @@ class MessageRelay:
             remaining = deadline - loop.time()
             if taken or remaining <= 0:
                 return taken
-            lm.changed.clear()
             next_lease = lm.box.next_lease_deadline()
             timeout = remaining if next_lease is None else min(remaining, max(0.001, next_lease - time.time()))
-            try:
-                await asyncio.wait_for(lm.changed.wait(), timeout)
-            except TimeoutError:
-                pass
+            await lm.changed_within(timeout)
 
     def ack(self, caller: str, mailbox: str, ids: list[str]) -> int | None:
         """Acknowledge on a relayed mailbox; None if the relay does not hold this mailbox
@@ -373,32 +439,46 @@ class MessageRelay:
                     "up; send again later"
                 )
 
-    def _deliver_locally(self, sender: str, to_task_id: str, message: Outgoing) -> messages_pb2.SendResponse:
-        lm = self._box(TASK_PREFIX + to_task_id, reader=to_task_id)
-        message_id = message.message_id or self._ids.new()
-        if lm.box.knows(message_id):
-            return messages_pb2.SendResponse(message_ids=[message_id], recipients=1)  # a resend: a no-op
+    def _deliver_locally(self, sender: str, addressed: list[tuple[str, Outgoing]]) -> list[str]:
+        """Add checked messages to local mailboxes (room was checked); their ids, in order.
+        An id the mailbox already knows is a resend: a no-op."""
         now = time.time()
-        lm.box.add(
-            StoredMessage(
-                seq=next(self._seq),
-                mailbox=lm.name,
-                id=message_id,
-                sender=sender,
-                recipient=lm.name,
-                topic="",
-                priority=message.priority,
-                data=message.data,
-                content_type=message.content_type,
-                sent_at=now,
-                expires_at=now + message.ttl_seconds,
-                trace_context=message.trace_context,
+        new_id, seq = self._ids.new, self._seq
+        ids: list[str] = []
+        by_box: dict[str, tuple[LocalMailbox, list[StoredMessage]]] = {}
+        for to_task_id, message in addressed:
+            name = TASK_PREFIX + to_task_id
+            entry = by_box.get(name)
+            if entry is None:
+                entry = by_box[name] = (self._box(name, reader=to_task_id), [])
+            message_id = message.message_id or new_id()
+            ids.append(message_id)
+            if message.message_id and entry[0].box.knows(message_id):
+                continue  # a resend of one held or recently acknowledged here
+            entry[1].append(
+                StoredMessage(
+                    next(seq),
+                    name,
+                    message_id,
+                    sender,
+                    name,
+                    "",
+                    message.priority,
+                    message.data,
+                    message.content_type,
+                    now,
+                    now + message.ttl_seconds,
+                    0,
+                    0.0,
+                    message.trace_context,
+                )
             )
-        )
-        lm.local_ids.add(message_id)
-        self.stats.sent_local += 1
-        lm.wake()
-        return messages_pb2.SendResponse(message_ids=[message_id], recipients=1)
+        for lm, msgs in by_box.values():
+            if msgs:
+                lm.local_ids.update(m.id for m in msgs)
+                self.stats.sent_local += lm.box.add_many(msgs)
+                lm.wake()
+        return ids
 
     def _mailbox_name(self, caller: str, mailbox: str) -> str:
         if mailbox:
@@ -438,13 +518,16 @@ class MessageRelay:
         lm.subscribed = self._send_item(item)
 
     def _take(self, lm: LocalMailbox, limit: int, lease_seconds: float) -> list[messages_pb2.Message]:
+        return wire_messages(self._take_stored(lm, limit, lease_seconds))
+
+    def _take_stored(self, lm: LocalMailbox, limit: int, lease_seconds: float) -> list[StoredMessage]:
         lm.last_read = time.time()
         before = lm.box.stats.redelivered
         taken = lm.box.take(lm.last_read, limit, lease_seconds)
         self.stats.redelivered += lm.box.stats.redelivered - before
         for msg in taken.dropped:
             lm.local_ids.discard(msg.id)
-        return wire_messages(taken.messages)
+        return taken.messages
 
     def _drop_box(self, name: str) -> None:
         """Stop relaying a mailbox: unacknowledged upstream messages go back at once, local
@@ -556,6 +639,20 @@ class MessageRelay:
             self.stats.batches_up += 1
             self.stats.bytes_raw += size or item.ByteSize()
         return sent
+
+
+def check_read(max_messages: int, wait_seconds: float, lease_seconds: float, limit: int) -> None:
+    """The bounds of a Receive or Subscribe on the relay (gRPC or framed)."""
+    if max_messages > limit:
+        raise InvalidArgument(f"at most {limit} messages at once, asked for {max_messages}")
+    for name, value in (("wait_seconds", wait_seconds), ("lease_seconds", lease_seconds)):
+        if math.isnan(value) or value < 0:
+            raise InvalidArgument(f"{name} must not be negative")
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _status_error(code: int, message: str) -> MaosError:

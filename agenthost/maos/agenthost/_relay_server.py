@@ -8,9 +8,7 @@ the control plane's one interceptor.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import math
 import os
 import tempfile
 import time
@@ -23,7 +21,8 @@ from maos.controlplane.api._errors import ErrorMappingInterceptor
 from maos.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from maos.v1 import messages_pb2, messages_pb2_grpc
 
-from ._relay import LocalMailbox, MessageRelay
+from ._relay import LocalMailbox, MessageRelay, check_read
+from ._relay_frames import RelayFrames
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 TASK_ID_METADATA = "maos-task-id"
@@ -34,14 +33,6 @@ def _caller(context: Ctx) -> str:
         if key == TASK_ID_METADATA:
             return value if isinstance(value, str) else value.decode()
     return ""
-
-
-def _check_read(max_messages: int, wait_seconds: float, lease_seconds: float, limit: int) -> None:
-    if max_messages > limit:
-        raise InvalidArgument(f"at most {limit} messages at once, asked for {max_messages}")
-    for name, value in (("wait_seconds", wait_seconds), ("lease_seconds", lease_seconds)):
-        if math.isnan(value) or value < 0:
-            raise InvalidArgument(f"{name} must not be negative")
 
 
 class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
@@ -61,16 +52,14 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
 
     async def Receive(self, request: messages_pb2.ReceiveRequest, context: Ctx) -> messages_pb2.ReceiveResponse:
         limits = self._limits
-        _check_read(request.max_messages, request.wait_seconds, request.lease_seconds, limits.max_receive_batch)
+        check_read(request.max_messages, request.wait_seconds, request.lease_seconds, limits.max_receive_batch)
         wait = min(request.wait_seconds, limits.max_wait_seconds)
         remaining = context.time_remaining()
         if remaining is not None:
             wait = max(0.0, min(wait, remaining - 0.05))  # answer before the caller gives up
-        messages = await self._relay.receive(
-            _caller(context), request.mailbox, max(1, request.max_messages), wait, request.lease_seconds
-        )
         response = messages_pb2.ReceiveResponse()
-        response.messages.extend(messages)
+        caller, batch = _caller(context), max(1, request.max_messages)
+        await self._relay.receive_into(response.messages, caller, request.mailbox, batch, wait, request.lease_seconds)
         return response
 
     async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
@@ -86,7 +75,7 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
         self, request: messages_pb2.SubscribeRequest, context: Ctx
     ) -> AsyncIterator[messages_pb2.Message]:
         limits = self._limits
-        _check_read(request.max_in_flight, 0.0, request.lease_seconds, limits.max_in_flight)
+        check_read(request.max_in_flight, 0.0, request.lease_seconds, limits.max_in_flight)
         credit = request.max_in_flight or limits.default_max_in_flight
         lm = self._relay.readable(_caller(context), request.mailbox)
         if lm.streams >= limits.max_streams_per_mailbox:
@@ -111,11 +100,9 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
                 for msg in taken:
                     yield msg
                 continue
-            lm.changed.clear()
             next_lease = lm.box.next_lease_deadline()
             timeout = 30.0 if next_lease is None else max(0.001, next_lease - time.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lm.changed.wait(), min(timeout, 30.0))
+            await lm.changed_within(min(timeout, 30.0))
 
     async def WatchTopic(
         self, request: messages_pb2.WatchTopicRequest, context: Ctx
@@ -133,7 +120,8 @@ class RelayServicer(messages_pb2_grpc.MessageServiceServicer):
 
 
 class RelayServer:
-    """The relay's gRPC server on a private Unix socket; `endpoint` is the address for agents."""
+    """The relay's gRPC server on a private Unix socket; `endpoint` is the address for agents.
+    Beside it, the framed fast path for the hot calls (_relay_frames), which the SDK finds there."""
 
     def __init__(self, relay: MessageRelay, host_id: str) -> None:
         self._relay = relay
@@ -141,6 +129,7 @@ class RelayServer:
         self._dir = Path(tempfile.mkdtemp(prefix="maos-relay-"))
         self._path = self._dir / "messages.sock"
         self._server: grpc.aio.Server | None = None
+        self._frames = RelayFrames(relay)
         self.endpoint = ""
 
     async def start(self) -> str:
@@ -153,10 +142,12 @@ class RelayServer:
         await server.start()
         os.chmod(self._path, 0o600)  # only this user's processes (the workers) may use it
         self._server = server
+        await self._frames.start(self._dir)
         self.endpoint = f"unix:{self._path}"
         return self.endpoint
 
     async def stop(self) -> None:
+        await self._frames.stop()
         if self._server is not None:
             await self._server.stop(1.0)
         with contextlib.suppress(OSError):

@@ -9,19 +9,9 @@ import sqlite3
 from maos.controlplane.messaging import add_messages, message_to_proto, relayed_copy, wire_messages
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.controlplane.messaging._store import _INSERT, _SCHEMA, _delete, _row
-from maos.controlplane.messaging._ulid import MessageIds
 from maos.v1 import hosts_pb2, messages_pb2
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 T0 = 1_700_000_000.123456
-
-
-def _reference(ms: int, rand: int) -> str:
-    value, chars = (ms << 80) | rand, []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
 
 
 def _copy(seq: int, **fields: object) -> StoredMessage:
@@ -40,24 +30,6 @@ def _copy(seq: int, **fields: object) -> StoredMessage:
     }
     base.update(fields)
     return StoredMessage(**base)  # type: ignore[arg-type]
-
-
-def test_message_ids_are_ulids_of_the_time_and_a_counter_across_the_cached_prefix() -> None:
-    gen = MessageIds()
-    first = gen.new()
-    assert first == _reference(gen._last_ms, gen._last_rand)
-    # Within one millisecond the counter runs over the 20 bits the table covers: the prefix must follow.
-    gen._last_ms = 2**47  # far ahead of the clock: every next id counts up
-    gen._last_rand = (77 << 20) - 3
-    ids = [gen.new() for _ in range(6)]
-    assert ids == [_reference(2**47, (77 << 20) - 2 + i) for i in range(6)]
-    assert ids == sorted(ids) and len(set(ids)) == 6
-
-
-def test_message_ids_strictly_increase() -> None:
-    gen = MessageIds()
-    ids = [gen.new() for _ in range(50_000)]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
 def test_add_messages_builds_what_message_to_proto_builds() -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import grpc.aio
     from maos.v1 import messages_pb2
 
+    from ._frames_client import FrameConnection
     from ._messages_client import AsyncMessagesClient, MessagesClient
 
 __all__ = ["VOTE_CONTENT_TYPE", "Received", "TaskMessages", "VoteOutcome"]
@@ -56,6 +57,7 @@ SEEN_IDS = 10_000
 """How many recently returned message ids each TaskMessages remembers to drop redeliveries."""
 _BATCH = 100
 _LEASE_SECONDS = 30.0
+_MAX_ACK_IDS = 10_000  # per Ack call (the service's limit)
 _LONG_POLL_SECONDS = 30.0  # one Receive call's longest wait; longer waits are several calls
 
 
@@ -266,9 +268,13 @@ class TaskMessages:
         self._async: tuple[asyncio.AbstractEventLoop, AsyncMessagesClient] | None = None
         # Acks of what `receive` handed out go in the background, off the message's path; `flush`
         # (called when the attempt ends) waits for them. A lost ack only means a redelivery,
-        # which the seen-ids memory drops.
+        # which the seen-ids memory drops. Ids handed out while an ack is under way go up
+        # together in the next one (a reader taking a few messages a call acks in bulk).
         self._acker: ThreadPoolExecutor | None = None
         self._acks: list[Future[Any]] = []
+        self._ack_lock = threading.Lock()
+        self._ack_ids: list[str] = []
+        self._ack_running = False
 
     def __repr__(self) -> str:
         return f"TaskMessages(task_id={self.task_id!r})"
@@ -278,14 +284,37 @@ class TaskMessages:
         acks, self._acks = self._acks, []
         wait(acks, timeout=timeout)
         if self._acker is not None:
+            if self._sync is not None:
+                self._acker.submit(self._sync.close)  # the ack thread's relay connection, if it has one
             self._acker.shutdown(wait=False)
             self._acker = None
 
     def _ack_in_background(self, client: MessagesClient, ids: list[str]) -> None:
         if self._acker is None:
             self._acker = ThreadPoolExecutor(1, thread_name_prefix="maos-acks")
+        with self._ack_lock:
+            self._ack_ids.extend(ids)
+            if self._ack_running:
+                return  # the running ack job takes these too before it ends
+            self._ack_running = True
         self._acks = [f for f in self._acks if not f.done()]
-        self._acks.append(self._acker.submit(_ack_quietly, client, self.mailbox, ids))
+        self._acks.append(self._acker.submit(self._send_acks, client))
+
+    def _send_acks(self, client: MessagesClient) -> None:
+        """The ack thread: acknowledge every id handed out so far, until none is left."""
+        try:
+            while True:
+                with self._ack_lock:
+                    ids, self._ack_ids = self._ack_ids, []
+                    if not ids:
+                        self._ack_running = False
+                        return
+                for start in range(0, len(ids), _MAX_ACK_IDS):
+                    _ack_quietly(client, self.mailbox, ids[start : start + _MAX_ACK_IDS])
+        except BaseException:
+            with self._ack_lock:
+                self._ack_running = False  # the next receive starts another job
+            raise
 
     # ---------------------------------------------------------------- clients
 
@@ -293,9 +322,16 @@ class TaskMessages:
         if self._sync is None:
             from ._messages_client import MessagesClient
 
-            self._sync = MessagesClient(
-                _channel(self.endpoint), _endpoint(self.endpoint), caller=(self.task_id, self.attempt)
-            )
+            endpoint = _endpoint(self.endpoint)
+            frames = _frames(endpoint)
+            if frames is not None:
+                from ._frames_client import FramedMessagesClient
+
+                self._sync = FramedMessagesClient(
+                    _channel(self.endpoint), endpoint, frames, caller=(self.task_id, self.attempt)
+                )
+            else:
+                self._sync = MessagesClient(_channel(self.endpoint), endpoint, caller=(self.task_id, self.attempt))
         return self._sync
 
     def _aclient(self) -> AsyncMessagesClient:
@@ -378,9 +414,11 @@ class TaskMessages:
                 client.ack(self.mailbox, ack)
             if deadline is not None and time.monotonic() >= deadline:
                 break
+        received = _received_all(out)
         if out:
+            # After decoding: the ack thread's start would otherwise take the GIL from this one.
             self._ack_in_background(client, [m.id for m in out])
-        return _received_all(out)
+        return received
 
     def subscribe(
         self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH
@@ -571,6 +609,7 @@ def _chunk(deadline: float | None) -> float:
 _channels_lock = threading.Lock()
 _channels: dict[str, grpc.Channel] = {}
 _aio_channels: dict[str, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel]] = {}
+_frame_connections: dict[str, FrameConnection | None] = {}
 
 
 def _endpoint(endpoint: str) -> str:
@@ -578,6 +617,22 @@ def _endpoint(endpoint: str) -> str:
     from ._config import messages_endpoint, resolve_endpoint
 
     return messages_endpoint(resolve_endpoint(endpoint or None))
+
+
+def _frames(endpoint: str) -> FrameConnection | None:
+    """The relay's frame socket (its hot calls without gRPC) when `endpoint` is a host relay
+    that has one and tracing is off (trace context rides in gRPC metadata); one per process."""
+    if endpoint in _frame_connections:
+        return _frame_connections[endpoint]
+    from maos import tracing
+
+    from ._frames_client import FrameConnection, frames_path
+
+    tracing.configure_from_env(tracing.CLIENT_SERVICE_NAME)
+    path = frames_path(endpoint) if not tracing.enabled() else None
+    with _channels_lock:
+        connection = _frame_connections.setdefault(endpoint, FrameConnection(path) if path is not None else None)
+    return connection
 
 
 def _channel(endpoint: str) -> grpc.Channel:

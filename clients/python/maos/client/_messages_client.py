@@ -193,6 +193,10 @@ class MessagesClient:
         self._watch_stub = messages_pb2_grpc.MessageServiceStub(control_plane) if control_plane else self._stub
         self._caller = caller
 
+    def close(self) -> None:
+        """Release what this client holds for the calling thread: nothing here (the caller owns
+        the channel); a client of a host relay's frame socket closes that thread's connection."""
+
     def _call(self, method: grpc.UnaryUnaryMultiCallable[_Req, _R], request: _Req, timeout: float | None = None) -> _R:
         try:
             return method(

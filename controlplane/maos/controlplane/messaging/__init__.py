@@ -27,6 +27,7 @@ from ._service import open_messaging as open_messaging
 from ._store import Loaded as Loaded
 from ._store import MessageStore as MessageStore
 from ._wire import add_messages as add_messages
+from ._wire import add_taken as add_taken
 from ._wire import message_from_proto as message_from_proto
 from ._wire import message_to_proto as message_to_proto
 from ._wire import relayed_copy as relayed_copy
@@ -50,6 +51,7 @@ __all__ = [
     "TaskDirectory",
     "TaskInfo",
     "add_messages",
+    "add_taken",
     "check_outgoing",
     "message_from_proto",
     "message_to_proto",

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from maos import tracing
+from maos.controlplane._ids import UlidGenerator
 from maos.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -54,7 +55,6 @@ from ._mailbox import Mailbox, MailboxStats, StoredMessage
 from ._names import TASK_PREFIX, TOPIC_PREFIX, TREE_PREFIX, check_task_id, check_token, parse_mailbox, task_mailbox
 from ._pg_store import PostgresMessageStore
 from ._store import Loaded, MessageStore
-from ._ulid import MessageIds
 
 if TYPE_CHECKING:
     from maos.controlplane.store import PostgresStore
@@ -97,7 +97,7 @@ class Messaging:
         self._index = MessageIndex(
             max_queued=config.max_queued, max_total_bytes=config.max_total_bytes, dedupe_window=config.dedupe_window
         )
-        self._ids = MessageIds()
+        self._ids = UlidGenerator()
         self._seq = 0
         self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}  # (mailbox, client's id) -> its commit
         self._pending_bytes = 0
@@ -666,14 +666,17 @@ class Messaging:
         return min(_MAX_SLEEP_SECONDS, max(deadline - now, 0.0) + 0.001)
 
     async def _wait_change(self, box: Mailbox, seconds: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A timer rather than wait_for: the reader resumes on the loop turn after the wake
+        # (wait_for costs another turn, on every lone message's path).
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         waiters = self._wakers.setdefault(box.name, set())
         waiters.add(fut)
+        timer = loop.call_later(seconds, _resolve, fut)
         try:
-            await asyncio.wait_for(fut, seconds)
-        except TimeoutError:
-            pass
+            await fut
         finally:
+            timer.cancel()
             waiters.discard(fut)
             if not waiters and self._wakers.get(box.name) is waiters:
                 del self._wakers[box.name]
@@ -721,6 +724,11 @@ def _decrement(counts: dict[str, int], key: str) -> None:
         counts[key] = left
     else:
         counts.pop(key, None)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _log_failure(fut: asyncio.Future[None]) -> None:

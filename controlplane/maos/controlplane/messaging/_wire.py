@@ -29,6 +29,19 @@ def add_messages(target: RepeatedCompositeFieldContainer[messages_pb2.Message], 
         _fill(add(), msg)
 
 
+def add_taken(target: RepeatedCompositeFieldContainer[messages_pb2.Message], msgs: Iterable[StoredMessage]) -> None:
+    """`add_messages` for a host relay's taken copies: one that came down the stream is
+    appended as it came (its delivery count brought up to date), a local one built in place."""
+    add, append = target.add, target.append
+    for msg in msgs:
+        wire = msg.wire
+        if wire is None:
+            _fill(add(), msg)
+        else:
+            wire.delivery_count = msg.delivery_count
+            append(wire)
+
+
 def _fill(out: messages_pb2.Message, msg: StoredMessage) -> None:
     out.id = msg.id
     out.sender_task_id = msg.sender
