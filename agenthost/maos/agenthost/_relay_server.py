@@ -8,8 +8,10 @@ the control plane's one interceptor.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
+import shutil
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +25,11 @@ from maos.v1 import messages_pb2, messages_pb2_grpc
 
 from ._relay import LocalMailbox, MessageRelay, check_read
 from ._relay_frames import RelayFrames
+
+log = logging.getLogger(__name__)
+
+RELAY_DIR_PREFIX = "maos-relay-"
+OWNER_FILE = "owner.pid"  # the host's pid: a later host removes the directory once that process is gone
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 TASK_ID_METADATA = "maos-task-id"
@@ -126,7 +133,9 @@ class RelayServer:
     def __init__(self, relay: MessageRelay, host_id: str) -> None:
         self._relay = relay
         self._host_id = host_id
-        self._dir = Path(tempfile.mkdtemp(prefix="maos-relay-"))
+        sweep_stale_relay_dirs(Path(tempfile.gettempdir()))
+        self._dir = Path(tempfile.mkdtemp(prefix=RELAY_DIR_PREFIX))
+        (self._dir / OWNER_FILE).write_text(str(os.getpid()))
         self._path = self._dir / "messages.sock"
         self._server: grpc.aio.Server | None = None
         self._frames = RelayFrames(relay)
@@ -150,6 +159,46 @@ class RelayServer:
         await self._frames.stop()
         if self._server is not None:
             await self._server.stop(1.0)
-        with contextlib.suppress(OSError):
-            self._path.unlink()
-            self._dir.rmdir()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def sweep_stale_relay_dirs(tmp: Path) -> int:
+    """Remove the socket directories of relays whose host is gone (a SIGKILLed host cannot clean up).
+
+    A directory is stale when the pid in its owner file no longer runs, or, without an owner file
+    (older hosts), when nothing accepts on its socket. Returns how many were removed."""
+    removed = 0
+    for path in tmp.glob(RELAY_DIR_PREFIX + "*"):
+        try:
+            if not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+            owner = path / OWNER_FILE
+            stale = not _pid_runs(int(owner.read_text())) if owner.exists() else not _accepts(path / "messages.sock")
+        except (OSError, ValueError):
+            continue  # another host removing it meanwhile, or not ours to judge
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d message-relay directories of agent hosts that are gone", removed)
+    return removed
+
+
+def _pid_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def _accepts(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
