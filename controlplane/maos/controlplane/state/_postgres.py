@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 from maos.controlplane._pg_fence import EpochFence
@@ -29,9 +29,10 @@ from maos.controlplane.store._pg_writer import AsyncGroupWriter
 from maos.errors import ResourceExhausted, Unavailable
 
 from ._model import DeleteOutcome, StaleVersion, StateChange, StateEntry, StateLimits
-from ._validation import check_key, check_prefix, check_value, prefix_end
+from ._validation import check_key, check_prefix, prefix_end
+from ._write_ops import QueuedWrites, WriteKind, WriteResult
 
-_Result = StateChange | DeleteOutcome | StaleVersion
+_Result = WriteResult
 # Bounds on one group commit, so a flood of writes still commits (and answers) in slices.
 _MAX_WRITES_PER_COMMIT = 2_000
 
@@ -71,7 +72,7 @@ _RAISE_NAMESPACES = (
 
 @dataclass(slots=True)
 class _Write:
-    kind: Literal["put", "cas", "delete"]
+    kind: WriteKind
     namespace: str
     key: str
     raw_key: bytes
@@ -84,7 +85,7 @@ class _Write:
         return 1
 
 
-class PostgresStateBackend:
+class PostgresStateBackend(QueuedWrites):
     """StateBackend in the task store's PostgreSQL schema (open the PostgresStore first)."""
 
     def __init__(self, store: PostgresStore, *, limits: StateLimits | None = None) -> None:
@@ -134,26 +135,8 @@ class PostgresStateBackend:
 
     # ------------------------------------------------------------------ writes
 
-    async def put(self, namespace: str, key: str, value: bytes) -> StateChange:
-        raw = check_key(key, self._limits)
-        check_value(key, value, self._limits)
-        return _change(await self._submit("put", namespace, key, raw, value, -1))
-
-    async def cas(self, namespace: str, key: str, value: bytes, expected_version: int) -> StateChange:
-        raw = check_key(key, self._limits)
-        check_value(key, value, self._limits)
-        return _change(await self._submit("cas", namespace, key, raw, value, max(expected_version, 0)))
-
-    async def delete(self, namespace: str, key: str, expected_version: int = 0) -> DeleteOutcome:
-        raw = check_key(key, self._limits)
-        result = await self._submit("delete", namespace, key, raw, b"", max(expected_version, 0))
-        if isinstance(result, StaleVersion):
-            raise result
-        assert isinstance(result, DeleteOutcome)
-        return result
-
     async def _submit(
-        self, kind: Literal["put", "cas", "delete"], namespace: str, key: str, raw: bytes, value: bytes, expected: int
+        self, kind: WriteKind, namespace: str, key: str, raw: bytes, value: bytes, expected: int
     ) -> _Result:
         if self._closed or not self._opened:
             raise Unavailable("shared state is closed: the control plane is shutting down")
@@ -334,10 +317,3 @@ class PostgresStateBackend:
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def _change(result: _Result) -> StateChange:
-    if isinstance(result, StaleVersion):
-        raise result
-    assert isinstance(result, StateChange)
-    return result

@@ -21,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from maos.controlplane._group_commit import connect
 from maos.errors import ResourceExhausted, Unavailable
 
 from ._model import DeleteOutcome, StaleVersion, StateChange, StateEntry, StateLimits
-from ._validation import check_key, check_prefix, check_value, prefix_end
+from ._validation import check_key, check_prefix, prefix_end
+from ._write_ops import QueuedWrites, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,12 @@ _MAX_WRITES_PER_COMMIT = 2_000
 _MAX_BYTES_PER_COMMIT = 32 * 1024 * 1024
 _T = TypeVar("_T")
 
-_Result = StateChange | DeleteOutcome | StaleVersion
+_Result = WriteResult
 
 
 @dataclass(slots=True)
 class _Write:
-    kind: Literal["put", "cas", "delete"]
+    kind: WriteKind
     namespace: str
     key: str
     raw_key: bytes
@@ -97,7 +98,7 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return connect(path, synchronous)
 
 
-class SqliteStateBackend:
+class SqliteStateBackend(QueuedWrites):
     """StateBackend on a SQLite file (usually the task store's own, `<data dir>/maos.db`)."""
 
     def __init__(
@@ -157,26 +158,8 @@ class SqliteStateBackend:
 
     # ------------------------------------------------------------------ writes
 
-    async def put(self, namespace: str, key: str, value: bytes) -> StateChange:
-        raw = check_key(key, self._limits)
-        check_value(key, value, self._limits)
-        return _change(await self._submit("put", namespace, key, raw, value, -1))
-
-    async def cas(self, namespace: str, key: str, value: bytes, expected_version: int) -> StateChange:
-        raw = check_key(key, self._limits)
-        check_value(key, value, self._limits)
-        return _change(await self._submit("cas", namespace, key, raw, value, max(expected_version, 0)))
-
-    async def delete(self, namespace: str, key: str, expected_version: int = 0) -> DeleteOutcome:
-        raw = check_key(key, self._limits)
-        result = await self._submit("delete", namespace, key, raw, b"", max(expected_version, 0))
-        if isinstance(result, StaleVersion):
-            raise result
-        assert isinstance(result, DeleteOutcome)
-        return result
-
     async def _submit(
-        self, kind: Literal["put", "cas", "delete"], namespace: str, key: str, raw: bytes, value: bytes, expected: int
+        self, kind: WriteKind, namespace: str, key: str, raw: bytes, value: bytes, expected: int
     ) -> _Result:
         if self._loop is None or self._closed:
             raise Unavailable("shared state is closed: the control plane is shutting down")
@@ -381,10 +364,3 @@ def _entry_at(conn: sqlite3.Connection, namespace: str, key: str, raw: bytes) ->
         (namespace, raw),
     ).fetchone()
     return None if row is None else StateEntry(namespace, key, bytes(row[0]), row[1], row[2], row[3])
-
-
-def _change(result: _Result) -> StateChange:
-    if isinstance(result, StaleVersion):
-        raise result
-    assert isinstance(result, StateChange)
-    return result
