@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from maos.controlplane._urls import redacted
 from maos.errors import InvalidArgument, Unavailable
 from redis.exceptions import RedisError
 
@@ -77,7 +78,7 @@ class RedisFanout:
 
     @property
     def description(self) -> str:
-        return self.url.split("@")[-1] if "@" in self.url else self.url
+        return redacted(self.url)
 
     def on(self, kind: str, handler: Callable[[bytes], None]) -> None:
         """Call `handler(body)` for each event of `kind` another control plane publishes."""

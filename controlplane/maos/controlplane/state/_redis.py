@@ -31,9 +31,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from maos.controlplane._urls import redacted
 from maos.errors import Unavailable
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -86,16 +86,6 @@ _UNDO = """
 if redis.call('HGET', KEYS[1], 'r') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def redacted(url: str) -> str:
-    """The URL without a password, for logs and status."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisStateBackend:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from maos.controlplane._urls import redacted
 from maos.errors import InvalidArgument
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -100,11 +101,11 @@ def parse_postgres_url(url: str) -> PostgresTarget:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise InvalidArgument(f"--store {_redact(url)}: not a valid URL ({exc})") from None
+        raise InvalidArgument(f"--store {redacted(url)}: not a valid URL ({exc})") from None
     if parts.scheme.lower() not in POSTGRES_SCHEMES:
-        raise InvalidArgument(f"--store {_redact(url)}: use postgresql://user@host:port/database")
+        raise InvalidArgument(f"--store {redacted(url)}: use postgresql://user@host:port/database")
     if not parts.hostname:
-        raise InvalidArgument(f"--store {_redact(url)}: name the host, e.g. postgresql://maos@127.0.0.1:5432/maos")
+        raise InvalidArgument(f"--store {redacted(url)}: name the host, e.g. postgresql://maos@127.0.0.1:5432/maos")
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = "public"
     rest: list[tuple[str, str]] = []
@@ -115,7 +116,7 @@ def parse_postgres_url(url: str) -> PostgresTarget:
             rest.append((key, value))
     if not _SCHEMA_NAME.match(schema):
         raise InvalidArgument(
-            f"--store {_redact(url)}: schema {schema!r} must be lower-case letters, digits and _ (at most 63)"
+            f"--store {redacted(url)}: schema {schema!r} must be lower-case letters, digits and _ (at most 63)"
         )
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
@@ -125,8 +126,3 @@ def parse_postgres_url(url: str) -> PostgresTarget:
     if schema != "public":
         display += f"?schema={schema}"
     return PostgresTarget(dsn=dsn, schema=schema, display=display)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for error messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
