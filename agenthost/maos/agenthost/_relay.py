@@ -45,7 +45,7 @@ from maos.controlplane.messaging import (
     MessagingConfig,
     Outgoing,
     add_taken,
-    check_outgoing,
+    check_batch_item,
     outgoing,
     relayed_copy,
     wire_messages,
@@ -199,20 +199,7 @@ class MessageRelay:
         addressed: list[tuple[str, Outgoing]] = []
         for i in local:
             item = items[i]
-            payload = item.payload
-            try:
-                message = check_outgoing(
-                    limits,
-                    item.priority,
-                    payload.data,
-                    payload.content_type,
-                    item.ttl_seconds,
-                    item.message_id,
-                    item.trace_context,
-                )
-            except MaosError as exc:
-                raise type(exc)(f"message {i}: {exc}") from None
-            addressed.append((item.to_task_id, message))
+            addressed.append((item.to_task_id, check_batch_item(limits, i, item)))
         response = messages_pb2.SendBatchResponse()
         add = response.results.add
         if not remote.messages:

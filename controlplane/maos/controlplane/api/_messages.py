@@ -21,13 +21,13 @@ from maos.controlplane.messaging import (
     SendResult,
     StatsRow,
     add_messages,
-    check_outgoing,
+    check_batch_item,
     message_to_proto,
     outgoing,
     read_params,
 )
 from maos.controlplane.messaging._names import check_token
-from maos.errors import InvalidArgument, MaosError, NotFound
+from maos.errors import InvalidArgument, NotFound
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -98,20 +98,7 @@ class MessageRequests:
         items: list[tuple[str, Outgoing]] = []
         append = items.append
         for i, item in enumerate(messages):
-            payload = item.payload
-            try:
-                message = check_outgoing(
-                    config,
-                    item.priority,
-                    payload.data,
-                    payload.content_type,
-                    item.ttl_seconds,
-                    item.message_id,
-                    item.trace_context,
-                )
-            except MaosError as exc:
-                raise type(exc)(f"message {i}: {exc}") from None
-            append((to_task_ids[i], message))
+            append((to_task_ids[i], check_batch_item(config, i, item)))
         ids = await self.messaging.send_batch(caller, items)
         if response is None:
             response = messages_pb2.SendBatchResponse()

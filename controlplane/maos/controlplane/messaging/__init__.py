@@ -9,6 +9,7 @@ to its PostgreSQL schema, so messages follow a failover); `_service`
 from ._backend import MessageBackend as MessageBackend
 from ._checks import Outgoing as Outgoing
 from ._checks import ReadParams as ReadParams
+from ._checks import check_batch_item as check_batch_item
 from ._checks import check_outgoing as check_outgoing
 from ._checks import outgoing as outgoing
 from ._checks import read_params as read_params
@@ -52,6 +53,7 @@ __all__ = [
     "TaskInfo",
     "add_messages",
     "add_taken",
+    "check_batch_item",
     "check_outgoing",
     "message_from_proto",
     "message_to_proto",

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
-from maos.errors import InvalidArgument, ResourceExhausted
+from maos.errors import InvalidArgument, MaosError, ResourceExhausted
+from maos.v1 import messages_pb2
 
 from ._config import MessagingConfig
 from ._names import check_message_id
@@ -118,3 +119,20 @@ def read_params(
     if lease > config.max_lease_seconds:
         raise InvalidArgument(f"lease_seconds {lease:g} is above the limit of {config.max_lease_seconds:g}")
     return ReadParams(max(1, max_messages), min(wait_seconds, config.max_wait_seconds), lease)
+
+
+def check_batch_item(config: MessagingConfig, index: int, item: messages_pb2.SendRequest) -> Outgoing:
+    """`check_outgoing` for message `index` of a SendBatch; an error names the index."""
+    payload = item.payload
+    try:
+        return check_outgoing(
+            config,
+            item.priority,
+            payload.data,
+            payload.content_type,
+            item.ttl_seconds,
+            item.message_id,
+            item.trace_context,
+        )
+    except MaosError as exc:
+        raise type(exc)(f"message {index}: {exc}") from None
