@@ -28,6 +28,8 @@ def wire_feeds(hub: StateHub, feed: TopicFeed, messaging: Messaging, fanout: Red
     """Connect the hubs to the messaging service and, given one, to the fan-out (before `fanout.open()`)."""
 
     def published(publication: Publication) -> None:
+        if fanout is None and not feed.watchers(publication.topic):
+            return  # nobody to show it to: no message built on the publish path
         message = publication_to_proto(publication)
         feed.publish(message)
         if fanout is not None:
