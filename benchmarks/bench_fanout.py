@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 from maos.client import Client
+from maos.client.bench._stats import percentile
 from maos.testing import start_controlplane
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -52,11 +53,6 @@ class Watch(threading.Thread):
                     return
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _watches(leader: str, standby: str, prefix: str, count: int) -> list[Watch]:
     watches = [Watch(leader, prefix, count), Watch(standby, prefix, count)]
     for w in watches:
@@ -77,7 +73,7 @@ def lone(leader: str, standby: str, count: int) -> dict[str, dict[str, float]]:
     out = {}
     for name, w in zip(("leader watch", "standby watch"), watches, strict=True):
         ms = [(seen - value["sent"]) * 1000 for value, seen in w.seen]
-        out[name] = {"events": len(ms), "p50_ms": statistics.median(ms), "p99_ms": _percentile(ms, 0.99)}
+        out[name] = {"events": len(ms), "p50_ms": statistics.median(ms), "p99_ms": percentile(ms, 0.99)}
     return out
 
 
