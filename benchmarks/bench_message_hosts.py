@@ -120,8 +120,9 @@ def compression(endpoint: str) -> float:
     return raw / wire if wire else 1.0
 
 
-def scenarios(quick: bool, only: str = "") -> list[tuple[str, dict[str, Any]]]:
+def scenarios(quick: bool, only: str = "", batched: int = 0) -> list[tuple[str, dict[str, Any]]]:
     n_batched, n_single, n_lone = (20_000, 2_000, 100) if quick else (200_000, 10_000, 400)
+    n_batched = batched or n_batched
     out: list[tuple[str, dict[str, Any]]] = []
     for size in (100, 4096):
         out.append(
@@ -132,7 +133,7 @@ def scenarios(quick: bool, only: str = "") -> list[tuple[str, dict[str, Any]]]:
     return [(name, params) for name, params in out if name.startswith(only)]
 
 
-def run(layout: str, quick: bool, tmp: Path, only: str = "") -> list[dict[str, Any]]:
+def run(layout: str, quick: bool, tmp: Path, only: str = "", batched: int = 0) -> list[dict[str, Any]]:
     cp = start_controlplane(tmp / layout, extra=["--heartbeat-interval", "0.5"])
     hosts = []
     try:
@@ -166,7 +167,7 @@ def run(layout: str, quick: bool, tmp: Path, only: str = "") -> list[dict[str, A
         rows = []
         with grpc.insecure_channel(cp.endpoint) as channel:
             stub = tasks_pb2_grpc.TaskServiceStub(channel)
-            for name, params in scenarios(quick, only):
+            for name, params in scenarios(quick, only, batched):
                 before = cpu_seconds(pids)
                 figures = run_pair(stub, params)
                 after = cpu_seconds(pids)
@@ -198,10 +199,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--only", default="", help="run the scenarios whose name starts with this (e.g. 'batched 100')")
     parser.add_argument("--layout", choices=("two", "one"), help="run one layout only")
+    parser.add_argument(
+        "--batched", type=int, default=0, help="messages in a batched 100 B run (4 KB: a quarter); e.g. to profile"
+    )
     args = parser.parse_args()
     layouts = [name for name in ("two hosts", "one host") if args.layout is None or name.startswith(args.layout)]
     with tempfile.TemporaryDirectory(prefix="maos-bench-msg-") as tmp:
-        rows = [row for layout in layouts for row in run(layout, args.quick, Path(tmp), args.only)]
+        rows = [row for layout in layouts for row in run(layout, args.quick, Path(tmp), args.only, args.batched)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
