@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from maos.client.bench._stats import percentile
 from maos.client.cli._demo_data import generate_dataset
 from maos.testing import start_agenthost, start_controlplane, wait_for_hosts
 from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
@@ -30,11 +31,6 @@ ECHO = common_pb2.TaskSpec(
 )
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def submission_latency(stub: tasks_pb2_grpc.TaskServiceStub, n: int) -> dict[str, float]:
     samples = []
     for _ in range(n):
@@ -42,9 +38,9 @@ def submission_latency(stub: tasks_pb2_grpc.TaskServiceStub, n: int) -> dict[str
         stub.SubmitTask(tasks_pb2.SubmitTaskRequest(spec=ECHO), timeout=10)
         samples.append((time.perf_counter() - start) * 1e3)
     return {
-        "p50_ms": percentile(samples, 50),
-        "p95_ms": percentile(samples, 95),
-        "p99_ms": percentile(samples, 99),
+        "p50_ms": percentile(samples, 0.50),
+        "p95_ms": percentile(samples, 0.95),
+        "p99_ms": percentile(samples, 0.99),
         "min_ms": min(samples),
         "max_ms": max(samples),
     }
@@ -79,7 +75,7 @@ def round_trip(stub: tasks_pb2_grpc.TaskServiceStub, n: int) -> dict[str, float]
         samples.append((time.perf_counter() - start) * 1e3)
         if response.task.status != common_pb2.TASK_STATUS_COMPLETED:
             sys.exit(f"round-trip task ended {response.task.status}")
-    return {"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99)}
+    return {"p50_ms": percentile(samples, 0.50), "p99_ms": percentile(samples, 0.99)}
 
 
 def run_demo_workflow(stub: tasks_pb2_grpc.TaskServiceStub, paths: list[Path], chained: bool) -> float:

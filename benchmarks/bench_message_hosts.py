@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 import yaml
 from maos.client import Client
+from maos.client.bench._stats import percentile
 from maos.testing import start_agenthost, start_controlplane, wait_for_hosts
 from maos.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
 
@@ -50,11 +51,6 @@ def _agents(tmp: Path, name: str, types: list[str]) -> Path:
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"agent_types": {t: PROFILES[t] for t in types}}))
     return path
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run_pair(stub: tasks_pb2_grpc.TaskServiceStub, params: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +81,7 @@ def run_pair(stub: tasks_pb2_grpc.TaskServiceStub, params: dict[str, Any]) -> di
     return {
         "per_second": params["count"] / max(1e-9, rx["last"] - tx["start"]),
         "p50_ms": statistics.median(lat) * 1000,
-        "p99_ms": _percentile(lat, 0.99) * 1000,
+        "p99_ms": percentile(lat, 0.99) * 1000,
         "receive_calls": rx.get("calls", 0),
         "backoffs": tx.get("backoffs", 0),
     }

@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc.aio
 from maos.client._messages_client import AsyncMessagesClient
+from maos.client.bench._stats import percentile
 from maos.controlplane.api._errors import ErrorMappingInterceptor
 from maos.controlplane.api._messages import add_message_service
 from maos.controlplane.messaging import MessagingConfig, TaskInfo, open_messaging
@@ -58,11 +59,6 @@ async def serve(db: Path) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
     await server.stop(1)
     await messaging.close()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def flow(endpoint: str, n: int, size: int, batch: int) -> dict[str, Any]:
@@ -112,8 +108,8 @@ async def flow(endpoint: str, n: int, size: int, batch: int) -> dict[str, Any]:
         "payload_bytes": size,
         "receive_batch": batch,
         "per_s": n / elapsed,
-        "p50_ms": percentile(latencies, 50),
-        "p99_ms": percentile(latencies, 99),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
         "sender_backoffs": backoffs,
     }
 
@@ -170,8 +166,8 @@ async def flow_many(endpoint: str, n: int, size: int, batch: int) -> dict[str, A
         "payload_bytes": size,
         "receive_batch": 100,
         "per_s": n / elapsed,
-        "p50_ms": percentile(latencies, 50),
-        "p99_ms": percentile(latencies, 99),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
         "sender_backoffs": backoffs,
     }
 
@@ -198,8 +194,8 @@ async def idle_latency(endpoint: str, n: int, size: int) -> dict[str, Any]:
         "payload_bytes": size,
         "receive_batch": 1,
         "per_s": n / elapsed,
-        "p50_ms": percentile(samples, 50),
-        "p99_ms": percentile(samples, 99),
+        "p50_ms": percentile(samples, 0.50),
+        "p99_ms": percentile(samples, 0.99),
         "sender_backoffs": 0,
     }
 

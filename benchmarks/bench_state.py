@@ -35,6 +35,7 @@ import grpc.aio
 import orjson
 import redis.asyncio as aioredis
 from maos.client._state_client import AsyncStateClient
+from maos.client.bench._stats import percentile
 from maos.controlplane.api._errors import ErrorMappingInterceptor
 from maos.controlplane.api._state import StateServicer
 from maos.controlplane.state import (
@@ -106,16 +107,11 @@ def server_main(kind: str, data_dir: str, redis_url: str, pg_url: str, prefix: s
         asyncio.run(serve(kind, Path(data_dir), redis_url, pg_url, prefix, conn))
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def summary(samples: list[float], elapsed: float) -> dict[str, float]:
     return {
         "ops_per_s": len(samples) / elapsed,
-        "p50_ms": percentile(samples, 50) * 1e3,
-        "p99_ms": percentile(samples, 99) * 1e3,
+        "p50_ms": percentile(samples, 0.50) * 1e3,
+        "p99_ms": percentile(samples, 0.99) * 1e3,
     }
 
 

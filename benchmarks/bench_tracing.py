@@ -24,13 +24,9 @@ from typing import Any
 
 from maos import tracing
 from maos.client import Client
+from maos.client.bench._stats import percentile
 from maos.testing import ControlPlaneProcess, Daemon, start_agenthost, start_controlplane, wait_for_hosts
 from maos.v1 import common_pb2
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def start_cluster(root: Path, spec: str) -> tuple[ControlPlaneProcess, Daemon]:
@@ -84,8 +80,8 @@ def main() -> None:
         span_count = sum(1 for _ in spans.open()) if spans.exists() else 0
     results: dict[str, Any] = {
         "trips": args.trips,
-        "off": {"p50_ms": statistics.median(off_ms), "p95_ms": percentile(off_ms, 95)},
-        "jsonl": {"p50_ms": statistics.median(on_ms), "p95_ms": percentile(on_ms, 95)},
+        "off": {"p50_ms": statistics.median(off_ms), "p95_ms": percentile(off_ms, 0.95)},
+        "jsonl": {"p50_ms": statistics.median(on_ms), "p95_ms": percentile(on_ms, 0.95)},
         "p50_ratio": statistics.median(on_ms) / statistics.median(off_ms),
         "spans_written": span_count,
     }
