@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         "postgresql://..., in that schema) or redis://HOST:PORT/DB",
     )
     parser.add_argument(
+        "--state-cache-ttl",
+        type=_positive_seconds,
+        default=os.environ.get("MAOS_STATE_CACHE_TTL", "3600"),
+        metavar="SECONDS",
+        help="with --state redis://...: seconds a cached entry lives in Redis (default 3600; the durable copy stays)",
+    )
+    parser.add_argument(
         "--redis",
         default=os.environ.get("MAOS_REDIS", ""),
         metavar="URL",
@@ -87,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         ready_file=args.ready_file,
         sqlite_synchronous=args.sqlite_synchronous,
         state_url=args.state,
+        state_cache_ttl_seconds=args.state_cache_ttl,
         redis_url=args.redis,
         store_url=args.store,
         store_options=PostgresOptions(
@@ -112,6 +120,16 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
             ),
         ),
     )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0.001:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} must be at least 0.001 seconds")
+    return value
 
 
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:

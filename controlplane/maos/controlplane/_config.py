@@ -28,6 +28,7 @@ class ControlPlaneConfig:
     max_concurrent_streams: int = 1000
     sqlite_synchronous: str = "NORMAL"
     state_url: str = "sqlite"  # shared state: "sqlite" (in the task store's file) or "redis://host:port/db"
+    state_cache_ttl_seconds: float = 3600.0  # with a redis:// state: how long a cached entry lives in Redis
     # "" = no fan-out; "redis://host:port/db" = state-watch and topic events go to the other control planes
     # through it, and a standby serves read-only calls (state get/list/watch, topic watch).
     redis_url: str = ""

@@ -133,6 +133,7 @@ class ControlPlane:
             self.config.state_url,
             self.config.database_path,
             sqlite_synchronous=self.config.sqlite_synchronous,
+            redis_ttl_seconds=self.config.state_cache_ttl_seconds,
             postgres=pg,
         )
         self.messaging = await open_messaging(
