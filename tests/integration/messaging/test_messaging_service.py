@@ -16,6 +16,7 @@ import grpc.aio
 import pytest
 from maos.client._messages_client import AsyncMessagesClient, message_value
 from maos.controlplane.messaging import MessagingConfig
+from maos.controlplane.messaging._store_batches import count_live
 from maos.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
@@ -36,7 +37,7 @@ async def server(tmp_path: Path) -> AsyncIterator[MessageServer]:
 
 def rows_in_store(path: Path) -> int:
     with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return count_live(conn)
 
 
 async def test_two_agents_exchange_10000_messages_exactly_once_in_priority_order(server: MessageServer) -> None:

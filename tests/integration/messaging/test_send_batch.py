@@ -11,6 +11,7 @@ import grpc
 import pytest
 from maos.client._messages_client import MAX_BATCH, batch_requests, message_value
 from maos.controlplane.messaging import MessagingConfig
+from maos.controlplane.messaging._store_batches import count_live
 from maos.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
@@ -32,7 +33,7 @@ async def server(tmp_path: Path) -> AsyncIterator[MessageServer]:
 
 def rows_in_store(path: Path) -> int:
     with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return count_live(conn)
 
 
 async def drain(server: MessageServer, task: str) -> list[messages_pb2.Message]:

@@ -8,7 +8,7 @@ import sqlite3
 
 from maos.controlplane.messaging import add_messages, message_to_proto, relayed_copy, wire_messages
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
-from maos.controlplane.messaging._store import _INSERT, _SCHEMA, _delete, _row
+from maos.controlplane.messaging._store_batches import BatchIndex, create_tables, scan
 from maos.v1 import hosts_pb2, messages_pb2
 
 T0 = 1_700_000_000.123456
@@ -86,11 +86,14 @@ def test_add_many_and_batch_ack_keep_the_same_books_as_one_at_a_time() -> None:
         assert not box.add(_copy(6))
 
 
-def test_store_deletes_exactly_the_acknowledged_seqs_runs_by_range() -> None:
+def test_store_deletes_exactly_the_acknowledged_seqs_whole_batches_by_row() -> None:
     conn = sqlite3.connect(":memory:")
-    conn.executescript(_SCHEMA)
-    conn.executemany(_INSERT, [_row(_copy(seq)) for seq in range(1, 31)])
-    gone = [5, 4, 3, 2, 1, 7, 9, 10, 11, 12, 12, 20, 21, 22, 24, 25, 26, 27, 28, 30]
-    _delete(conn, gone)
-    left = [r[0] for r in conn.execute("SELECT seq FROM messages ORDER BY seq")]
+    create_tables(conn)
+    index = BatchIndex()
+    for first in (1, 11, 21):
+        index.insert(conn, [_copy(seq) for seq in range(first, first + 10)])
+    gone = [5, 4, 3, 2, 1, 7, 9, 10, 12, 12, 20, 11, 13, 14, 15, 16, 17, 18, 19, 24, 30]
+    index.delete(conn, gone)
+    assert [r[0] for r in conn.execute("SELECT first_seq FROM message_batches")] == [1, 21]  # 11..20 acked whole
+    left = [m.seq for m in scan(conn).messages]
     assert left == [s for s in range(1, 31) if s not in gone]
