@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from maos.v1 import common_pb2, hosts_pb2
-from maos.wire import WireStats, encode_envelope
+from maos.wire import WireStats
+from maos.wire._envelope import encode_serialized, framed_item
 
 MAX_ITEMS_PER_BATCH = 100
 # Bounded by dispatch credit in practice; the bound catches a host that stopped reading.
@@ -55,23 +56,24 @@ class HostSession:
 
     async def envelopes(self) -> AsyncIterator[common_pb2.Envelope]:
         """Outbound batches: wait for one item, then take what else is already queued.
-        A lone item goes out at once; under load items ride together."""
+        A lone item goes out at once; under load items ride together. Each item is encoded
+        on its own and the encodings joined (what ControlItems(items=...) would encode to,
+        without copying every item, deliveries of hundreds of messages, into it)."""
         while True:
             first = await self._outbox.get()
             if first is _CLOSE:
                 return
-            items = hosts_pb2.ControlItems()
             assert isinstance(first, hosts_pb2.ControlItem)
-            items.items.append(first)
+            parts = [framed_item(first)]
             closing = False
-            while len(items.items) < MAX_ITEMS_PER_BATCH and not self._outbox.empty():
+            while len(parts) < MAX_ITEMS_PER_BATCH and not self._outbox.empty():
                 nxt = self._outbox.get_nowait()
                 if nxt is _CLOSE:
                     closing = True
                     break
                 assert isinstance(nxt, hosts_pb2.ControlItem)
-                items.items.append(nxt)
-            envelope = encode_envelope(items, len(items.items))
+                parts.append(framed_item(nxt))
+            envelope = encode_serialized(b"".join(parts), len(parts))
             self.sent.record(envelope)
             yield envelope
             if closing:

@@ -38,3 +38,21 @@ def test_counting_up_past_the_cached_prefix_changes_the_prefix() -> None:
     ids = [gen.new() for _ in range(6)]
     assert ids == [_reference(2**47, (77 << 20) - 2 + i) for i in range(6)]
     assert ids == sorted(ids) and len(set(ids)) == 6
+
+
+def test_a_batch_of_ids_is_what_one_call_per_id_gives_across_a_prefix_change() -> None:
+    one, many = UlidGenerator(), UlidGenerator()
+    for gen in (one, many):
+        gen._last_ms = 2**47  # far ahead of the clock: every next id counts up from here
+        gen._last_rand = (77 << 20) - 700
+    singles = [one.new() for _ in range(3000)]
+    batch = many.new_many(1) + many.new_many(0) + many.new_many(2999)
+    assert batch == singles
+    assert batch == [_reference(2**47, (77 << 20) - 699 + i) for i in range(3000)]
+    assert many.new() == one.new()  # and the generator carries on from the batch's last id
+
+
+def test_a_batch_of_ids_strictly_increases_after_single_ids() -> None:
+    gen = UlidGenerator()
+    ids = [gen.new(), *gen.new_many(5000), gen.new(), *gen.new_many(3)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and all(is_task_id(i) for i in ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -119,6 +119,67 @@ def read_params(
     if lease > config.max_lease_seconds:
         raise InvalidArgument(f"lease_seconds {lease:g} is above the limit of {config.max_lease_seconds:g}")
     return ReadParams(max(1, max_messages), min(wait_seconds, config.max_wait_seconds), lease)
+
+
+BatchRow = tuple[str, int, bytes, str, float, str, dict[str, str] | None]
+"""A checked SendBatch item: (to_task_id, priority, data, content_type, ttl_seconds,
+message_id, trace_context), as `check_outgoing` would make it (a tuple: no object per message)."""
+
+
+def check_batch_items(
+    config: MessagingConfig, items: Sequence[messages_pb2.SendRequest], to_task_ids: Sequence[str]
+) -> list[BatchRow]:
+    """`check_batch_item` for every item of a SendBatch, addressed to `to_task_ids`.
+
+    The common batch repeats one priority, content type and TTL, with no client id and no
+    trace context: such an item is checked here with what differs per item (size, JSON).
+    Any other item, and any that fails, goes through `check_batch_item`, so results and
+    errors (naming the failing index) are exactly its own.
+    """
+    max_bytes = config.max_payload_bytes
+    rows: list[BatchRow] = []
+    append = rows.append
+    # The raw fields the last fully checked item had (none yet: no content type is None), and
+    # what the check made of them.
+    last_priority = last_ttl = -1.0
+    last_type: str | None = None
+    priority, content_type, ttl, json = 0, "", 0.0, False
+    for i, item in enumerate(items):
+        payload = item.payload
+        data = payload.data
+        if (
+            item.priority == last_priority
+            and payload.content_type == last_type
+            and item.ttl_seconds == last_ttl
+            and len(data) <= max_bytes
+            and not item.message_id
+            and not item.trace_context
+        ):
+            if not json or not data:
+                append((to_task_ids[i], priority, data, content_type, ttl, "", None))
+                continue
+            try:
+                orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass  # check_batch_item raises the error that names it
+            else:
+                append((to_task_ids[i], priority, data, content_type, ttl, "", None))
+                continue
+        out = check_batch_item(config, i, item)
+        append(
+            (
+                to_task_ids[i],
+                out.priority,
+                out.data,
+                out.content_type,
+                out.ttl_seconds,
+                out.message_id,
+                out.trace_context,
+            )
+        )
+        last_priority, last_type, last_ttl = item.priority, payload.content_type, item.ttl_seconds
+        priority, content_type, ttl, json = out.priority, out.content_type, out.ttl_seconds, is_json(last_type)
+    return rows
 
 
 def check_batch_item(config: MessagingConfig, index: int, item: messages_pb2.SendRequest) -> Outgoing:

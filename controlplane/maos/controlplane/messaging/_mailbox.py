@@ -8,16 +8,20 @@ place ahead of later messages. Ack removes a message in either state.
 Expired messages (past `expires_at`) are dropped when they would be delivered
 and by `expire()`, and returned so the caller deletes them from the store.
 
-Heaps use lazy deletion: an entry is valid only while it matches the message
-(same seq, same lease deadline); the heaps are rebuilt when stale entries
-outnumber live ones, so memory stays proportional to what the mailbox holds.
+Ready messages wait in one lane per priority: a FIFO of entries that came in
+seq order (new messages: O(1) in and out) and a heap of those that did not
+(a redelivery, which goes back ahead of later messages). Leases are a heap.
+Both use lazy deletion: an entry is valid only while it matches the message
+(same seq, not leased / same lease deadline); they are rebuilt when stale
+entries outnumber live ones, so memory stays proportional to what the
+mailbox holds.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -84,6 +88,72 @@ class Taken:
     dropped: list[StoredMessage] = field(default_factory=list)
 
 
+class _Lane:
+    """The ready entries `(seq, id)` of one priority, popped in seq order."""
+
+    __slots__ = ("fifo", "late")
+
+    def __init__(self) -> None:
+        self.fifo: deque[tuple[int, str]] = deque()  # entries pushed in increasing seq order
+        self.late: list[tuple[int, str]] = []  # a heap: entries pushed behind the FIFO's tail
+
+    def push(self, seq: int, message_id: str) -> None:
+        fifo = self.fifo
+        if not fifo or fifo[-1][0] < seq:
+            fifo.append((seq, message_id))
+        else:
+            heapq.heappush(self.late, (seq, message_id))
+
+    def pop(self) -> tuple[int, str] | None:
+        """The entry of lowest seq, or None when the lane is empty."""
+        late = self.late
+        if late:
+            fifo = self.fifo
+            if fifo and fifo[0][0] < late[0][0]:
+                return fifo.popleft()
+            return heapq.heappop(late)
+        return self.fifo.popleft() if self.fifo else None
+
+    def __len__(self) -> int:
+        return len(self.fifo) + len(self.late)
+
+
+class _Ready:
+    """Ready entries popped in (priority, seq) order: one `_Lane` per priority, so the common
+    case (messages arriving in seq order) costs a deque append and popleft, not a heap's
+    O(log n) sift through every queued message."""
+
+    __slots__ = ("lanes", "order")
+
+    def __init__(self) -> None:
+        self.lanes: dict[int, _Lane] = {}
+        self.order: list[_Lane] = []  # the lanes by priority, lowest number (most urgent) first
+
+    def lane(self, priority: int) -> _Lane:
+        lane = self.lanes.get(priority)
+        if lane is None:
+            lane = self.lanes[priority] = _Lane()
+            keys = sorted(self.lanes)
+            self.order = [self.lanes[k] for k in keys]
+        return lane
+
+    def push(self, priority: int, seq: int, message_id: str) -> None:
+        self.lane(priority).push(seq, message_id)
+
+    def rebuild(self, entries: list[tuple[int, int, str]]) -> None:
+        """Hold exactly `entries` `(priority, seq, id)`."""
+        self.clear()
+        for priority, seq, message_id in sorted(entries):
+            self.lane(priority).fifo.append((seq, message_id))
+
+    def clear(self) -> None:
+        self.lanes.clear()
+        self.order = []
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self.order)
+
+
 class Mailbox:
     """A bounded mailbox; every method takes `now` (seconds since the epoch) explicitly."""
 
@@ -114,7 +184,7 @@ class Mailbox:
         self.bytes = 0  # payload bytes held
         self.last_active = now
         self._messages: dict[str, StoredMessage] = {}
-        self._ready: list[tuple[int, int, str]] = []  # (priority, seq, id)
+        self._ready = _Ready()
         self._leases: list[tuple[float, int, str]] = []  # (lease_until, seq, id)
         self._in_flight = 0
         self._reserved = 0
@@ -184,7 +254,7 @@ class Mailbox:
         self.stats.sent += 1
         self.stats.bytes += msg.size
         msg.lease_until = 0.0
-        heapq.heappush(self._ready, (msg.priority, msg.seq, msg.id))
+        self._ready.push(msg.priority, msg.seq, msg.id)
         self._earliest_expiry = min(self._earliest_expiry, msg.expires_at)
         return True
 
@@ -193,6 +263,7 @@ class Mailbox:
         messages, recent, ready, stats = self._messages, self._recent, self._ready, self.stats
         added = size = 0
         earliest = self._earliest_expiry
+        priority, lane = None, None  # the lane of the last message's priority (a batch shares one)
         for msg in msgs:
             message_id = msg.id
             if message_id in messages or message_id in recent:
@@ -202,7 +273,10 @@ class Mailbox:
             size += data_size
             added += 1
             msg.lease_until = 0.0
-            heapq.heappush(ready, (msg.priority, msg.seq, message_id))
+            if msg.priority != priority or lane is None:
+                priority = msg.priority
+                lane = ready.lane(priority)
+            lane.push(msg.seq, message_id)
             if msg.expires_at < earliest:
                 earliest = msg.expires_at
         self._earliest_expiry = earliest
@@ -215,28 +289,46 @@ class Mailbox:
     def take(self, now: float, limit: int, lease_seconds: float) -> Taken:
         """Lease up to `limit` ready messages in (priority, seq) order for `lease_seconds`."""
         taken = Taken(dropped=self.requeue_expired(now))
-        ready = self._ready
-        messages = self._messages
-        while ready and len(taken.messages) < limit:
-            _, seq, message_id = heapq.heappop(ready)
-            msg = messages.get(message_id)
-            if msg is None or msg.seq != seq or msg.lease_until:
-                continue  # stale entry
-            if msg.expires_at <= now:
-                self._drop(msg, expired=True)
-                taken.dropped.append(msg)
-                continue
-            msg.delivery_count += 1
-            msg.lease_until = now + lease_seconds
-            self._in_flight += 1
-            heapq.heappush(self._leases, (msg.lease_until, seq, message_id))
-            if msg.delivery_count > 1:
-                self.stats.redelivered += 1
-            else:
-                self.stats.delivered += 1
-            taken.messages.append(msg)
-        if taken.messages:
-            self.stats.batches += 1
+        out = taken.messages
+        messages, leases = self._messages, self._leases
+        heappush = heapq.heappush
+        lease_until = now + lease_seconds
+        redelivered = 0
+        for lane in self._ready.order:
+            fifo, late = lane.fifo, lane.late
+            popleft = fifo.popleft
+            while len(out) < limit:
+                if late:
+                    entry = lane.pop()
+                    if entry is None:
+                        break
+                    seq, message_id = entry
+                elif fifo:
+                    seq, message_id = popleft()
+                else:
+                    break
+                msg = messages.get(message_id)
+                if msg is None or msg.seq != seq or msg.lease_until:
+                    continue  # stale entry
+                if msg.expires_at <= now:
+                    self._drop(msg, expired=True)
+                    taken.dropped.append(msg)
+                    continue
+                count = msg.delivery_count = msg.delivery_count + 1
+                msg.lease_until = lease_until
+                heappush(leases, (lease_until, seq, message_id))
+                if count > 1:
+                    redelivered += 1
+                out.append(msg)
+            if len(out) >= limit:
+                break
+        if out:
+            # Counted once per take, not per message.
+            self._in_flight += len(out)
+            stats = self.stats
+            stats.delivered += len(out) - redelivered
+            stats.redelivered += redelivered
+            stats.batches += 1
             self.last_active = now
         return taken
 
@@ -256,7 +348,7 @@ class Mailbox:
                 self._drop(msg, expired=True)
                 dropped.append(msg)
             else:
-                heapq.heappush(self._ready, (msg.priority, seq, message_id))
+                self._ready.push(msg.priority, seq, message_id)
         return dropped
 
     def unlease(self, ids: list[str]) -> int:
@@ -269,7 +361,7 @@ class Mailbox:
                 continue
             msg.lease_until = 0.0  # the lease heap entry goes stale
             self._in_flight -= 1
-            heapq.heappush(self._ready, (msg.priority, msg.seq, message_id))
+            self._ready.push(msg.priority, msg.seq, message_id)
             returned += 1
         return returned
 
@@ -352,5 +444,4 @@ class Mailbox:
             heapq.heapify(self._leases)
         queued = self.queued
         if len(self._ready) > 64 and len(self._ready) > 2 * queued:
-            self._ready = [(m.priority, m.seq, m.id) for m in self._messages.values() if not m.lease_until]
-            heapq.heapify(self._ready)
+            self._ready.rebuild([(m.priority, m.seq, m.id) for m in self._messages.values() if not m.lease_until])

@@ -27,7 +27,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -47,7 +48,7 @@ from maos.errors import (
 
 from ._access import check_broadcast, check_read, check_send
 from ._backend import MessageBackend
-from ._checks import Outgoing, ReadParams
+from ._checks import BatchRow, Outgoing, ReadParams
 from ._config import MessagingConfig
 from ._directory import TaskDirectory, TaskInfo
 from ._index import MessageIndex, StatsRow
@@ -201,24 +202,31 @@ class Messaging:
         return await self._deliver([task_mailbox(to_task_id)], task_mailbox(to_task_id), "", sender, message)
 
     async def send_batch(self, sender: str, items: Sequence[tuple[str, Outgoing]]) -> list[str]:
-        """See _send_batch; traced as one send span when tracing is on."""
-        if self._traces is None or not items:
-            return await self._send_batch(sender, items, None)
-        context = items[0][1].trace_context
-        span, carrier = self._traces.start_send(context, recipient="batch", message_id="", copies=len(items))
+        """Copy many messages into task mailboxes, one per `(to_task_id, message)`: see send_rows."""
+        return await self.send_rows(
+            sender,
+            [(to, m.priority, m.data, m.content_type, m.ttl_seconds, m.message_id, m.trace_context) for to, m in items],
+        )
+
+    async def send_rows(self, sender: str, rows: Sequence[BatchRow]) -> list[str]:
+        """See _send_rows; traced as one send span when tracing is on."""
+        if self._traces is None or not rows:
+            return await self._send_rows(sender, rows, None)
+        context = rows[0][6]
+        span, carrier = self._traces.start_send(context, recipient="batch", message_id="", copies=len(rows))
         try:
-            results = await self._send_batch(sender, items, carrier)
+            results = await self._send_rows(sender, rows, carrier)
         except BaseException as exc:
             self._traces.end_send(span, exc)
             raise
         self._traces.end_send(span)
         return results
 
-    async def _send_batch(
-        self, sender: str, items: Sequence[tuple[str, Outgoing]], trace_context: dict[str, str] | None
+    async def _send_rows(
+        self, sender: str, rows: Sequence[BatchRow], trace_context: dict[str, str] | None
     ) -> list[str]:
-        """Copy many messages into task mailboxes (one per `(to_task_id, message)`) in one commit;
-        the message ids, one per item in order (each went to one mailbox).
+        """Copy many checked messages (`check_batch_items`) into task mailboxes, one each, in
+        one commit; the message ids, one per row in order.
 
         All or nothing: every recipient is checked first (an error names the
         message's index), then room for the whole batch (a full mailbox
@@ -227,25 +235,91 @@ class Messaging:
         A client id already held (or repeated inside the batch) is a no-op,
         as with `send`.
         """
-        if len(items) > MAX_SEND_BATCH:
-            raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(items)}; split it")
-        await self._check_recipients(await self._caller(sender), [to_task_id for to_task_id, _ in items])
+        if len(rows) > MAX_SEND_BATCH:
+            raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(rows)}; split it")
+        recipients = await self._check_recipients(await self._caller(sender), [row[0] for row in rows])
         # No await from here until the copies are handed to the store: nothing changes under us.
         now = time.time()
-        new_id = self._ids.new
+        waits: dict[int, asyncio.Future[None]] = {}
+        if any(row[5] for row in rows):
+            ids, copies, client_keys = self._copies(sender, rows, now, trace_context, waits)
+            counts: dict[str, int] = Counter(msg.mailbox for msg in copies)
+        else:
+            ids, copies = self._fresh_copies(sender, rows, now, trace_context, recipients)
+            client_keys = []
+            counts = {TASK_PREFIX + to_task_id: n for to_task_id, n in recipients.items()}
+        if copies:
+            size = sum(len(msg.data) for msg in copies)
+            self._index.check_room_many(counts, size, self._pending_bytes)
+            self._seq = copies[-1].seq
+            waits[0] = self._commit(copies, counts, size, client_keys, now)
+        if waits:
+            # Shielded: a caller that goes away does not undo a commit under way.
+            pending_all = list(waits.values())
+            await asyncio.shield(pending_all[0] if len(pending_all) == 1 else asyncio.gather(*pending_all))
+        return ids
+
+    def _fresh_copies(
+        self,
+        sender: str,
+        rows: Sequence[BatchRow],
+        now: float,
+        trace_context: dict[str, str] | None,
+        recipients: Mapping[str, int],
+    ) -> tuple[list[str], list[StoredMessage]]:
+        """The copies of rows that carry no client id (the common batch): each takes a fresh
+        server id, which nobody can know yet, so there is no duplicate to look for; ids and
+        seqs in row order. Nothing is reserved or committed here."""
+        ids = self._ids.new_many(len(rows))
+        names = {to_task_id: TASK_PREFIX + to_task_id for to_task_id in recipients}
+        seq = self._seq
+        copies = [
+            StoredMessage(
+                seq + i,
+                (name := names[to_task_id]),
+                message_id,
+                sender,
+                name,
+                "",
+                priority,
+                data,
+                content_type,
+                now,
+                now + ttl,
+                0,
+                0.0,
+                trace_context,
+            )
+            for i, ((to_task_id, priority, data, content_type, ttl, _, _), message_id) in enumerate(
+                zip(rows, ids, strict=True), 1
+            )
+        ]
+        return ids, copies
+
+    def _copies(
+        self,
+        sender: str,
+        rows: Sequence[BatchRow],
+        now: float,
+        trace_context: dict[str, str] | None,
+        waits: dict[int, asyncio.Future[None]],
+    ) -> tuple[list[str], list[StoredMessage], list[tuple[str, str]]]:
+        """The copies of rows some of which carry a client id: an id already held, being
+        committed (its commit goes into `waits`) or repeated inside the batch is a no-op.
+        Returns the ids (one per row), the copies to commit, and the (mailbox, id) of those
+        with a client id. Nothing is reserved or committed here."""
+        # Fresh server ids for the rows without a client id, in row order (so id order stays
+        # acceptance order), made in one call.
+        fresh_ids = iter(self._ids.new_many(sum(1 for row in rows if not row[5])))
         pending = self._pending
         index = self._index
         ids: list[str] = []
-        waits: dict[int, asyncio.Future[None]] = {}
         copies: list[StoredMessage] = []
         client_keys: list[tuple[str, str]] = []  # copies with a client-chosen id, tracked while committing
         seen: set[tuple[str, str]] = set()
-        counts: dict[str, int] = {}
-        size = 0
         seq = self._seq
-        for to_task_id, message in items:
+        for to_task_id, priority, data, content_type, ttl, message_id, _ in rows:
             name = TASK_PREFIX + to_task_id
-            message_id = message.message_id
             if message_id:
                 ids.append(message_id)
                 key = (name, message_id)
@@ -261,11 +335,9 @@ class Messaging:
                     continue
                 client_keys.append(key)
             else:
-                # A fresh server id: nobody can know it before the answer, so no duplicate to look for.
-                message_id = new_id()
+                message_id = next(fresh_ids)
                 ids.append(message_id)
             seq += 1
-            data = message.data
             copies.append(
                 StoredMessage(
                     seq,
@@ -274,27 +346,17 @@ class Messaging:
                     sender,
                     name,
                     "",
-                    message.priority,
+                    priority,
                     data,
-                    message.content_type,
+                    content_type,
                     now,
-                    now + message.ttl_seconds,
+                    now + ttl,
                     0,
                     0.0,
                     trace_context,
                 )
             )
-            counts[name] = counts.get(name, 0) + 1
-            size += len(data)
-        if copies:
-            index.check_room_many(counts, size, self._pending_bytes)
-            self._seq = seq
-            waits[0] = self._commit(copies, counts, size, client_keys, now)
-        if waits:
-            # Shielded: a caller that goes away does not undo a commit under way.
-            pending_all = list(waits.values())
-            await asyncio.shield(pending_all[0] if len(pending_all) == 1 else asyncio.gather(*pending_all))
-        return ids
+        return ids, copies, client_keys
 
     async def check_batch(self, sender: str, to_task_ids: Sequence[str], client_ids: bool) -> None:
         """The checks of `send_batch` that need no payload, for a caller to run before it
@@ -309,18 +371,14 @@ class Messaging:
             self._index.check_room_many({task_mailbox(t): n for t, n in counts.items()}, 0, self._pending_bytes)
 
     async def _check_recipients(self, caller: TaskInfo | None, to_task_ids: Sequence[str]) -> dict[str, int]:
-        """`_check_recipient` once per distinct recipient, the error naming the index of its
-        first message; how many messages go to each."""
-        counts: dict[str, int] = {}
-        for i, to_task_id in enumerate(to_task_ids):
-            n = counts.get(to_task_id)
-            if n is None:
-                try:
-                    await self._check_recipient(caller, to_task_id)
-                except MaosError as exc:
-                    raise type(exc)(f"message {i}: {exc}") from None
-                n = 0
-            counts[to_task_id] = n + 1
+        """`_check_recipient` once per distinct recipient, in the order of their first message
+        (an error names the index of that message); how many messages go to each."""
+        counts = Counter(to_task_ids)  # counted in C: a batch names few recipients, many times
+        for to_task_id in counts:
+            try:
+                await self._check_recipient(caller, to_task_id)
+            except MaosError as exc:
+                raise type(exc)(f"message {to_task_ids.index(to_task_id)}: {exc}") from None
         return counts
 
     async def _check_recipient(self, caller: TaskInfo | None, to_task_id: str) -> None:

@@ -22,11 +22,47 @@ def message_to_proto(msg: StoredMessage) -> messages_pb2.Message:
 
 def add_messages(target: RepeatedCompositeFieldContainer[messages_pb2.Message], msgs: Iterable[StoredMessage]) -> None:
     """Append delivered copies to a repeated Message field (a delivery, a Receive answer),
-    each built in place: no message built first and copied in, no keyword parsing, no
-    Timestamp helpers (about 4x cheaper per message than `message_to_proto`)."""
+    each built in place. Copies of one send delivered alike (same sender, recipient, priority,
+    content type, times, trace context and delivery count: a batch's run) share every field
+    but id and payload bytes, so from a run's second copy on those fields are encoded once and
+    parsed into each message in C, and only the two that differ are set from Python (about 3x
+    cheaper per message than `_fill`, itself about 4x cheaper than `message_to_proto`).
+    A copy unlike the one before (lone sends) is built by `_fill`."""
     add = target.add
+    last: StoredMessage | None = None
+    shared: bytes | None = None  # the current run's shared fields, once it has two copies
     for msg in msgs:
-        _fill(add(), msg)
+        if (
+            last is not None
+            and msg.sent_at == last.sent_at
+            and msg.expires_at == last.expires_at
+            and msg.sender == last.sender
+            and msg.recipient == last.recipient
+            and msg.priority == last.priority
+            and msg.content_type == last.content_type
+            and msg.topic == last.topic
+            and msg.delivery_count == last.delivery_count
+            and msg.trace_context is last.trace_context  # a batch's copies share one dict
+        ):
+            if shared is None:
+                shared = _shared_fields(msg)
+            out = add()
+            out.MergeFromString(shared)
+            out.id = msg.id
+            out.payload.data = msg.data
+        else:
+            _fill(add(), msg)
+            shared = None
+        last = msg
+
+
+def _shared_fields(msg: StoredMessage) -> bytes:
+    """`msg` encoded as a wire Message without the fields each copy of its run sets itself."""
+    out = messages_pb2.Message()
+    _fill(out, msg)
+    out.ClearField("id")
+    out.payload.ClearField("data")
+    return out.SerializeToString()
 
 
 def add_taken(target: RepeatedCompositeFieldContainer[messages_pb2.Message], msgs: Iterable[StoredMessage]) -> None:
