@@ -41,18 +41,12 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from maos.controlplane._ids import UlidGenerator
-from maos.controlplane.messaging import (
-    MessagingConfig,
-    Outgoing,
-    add_taken,
-    check_batch_item,
-    outgoing,
-    relayed_copy,
-    wire_messages,
-)
+from maos.controlplane.messaging import MessagingConfig, Outgoing, check_batch_item, outgoing
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.errors import ERRORS_BY_CODE, InvalidArgument, MaosError, PermissionDenied, ResourceExhausted, Unavailable
 from maos.v1 import hosts_pb2, messages_pb2
+
+from ._relay_wire import add_answer, read_delivery, receive_answer, wire_messages
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +234,15 @@ class MessageRelay:
     ) -> int:
         """`receive`, the messages added to `into` (a Receive answer) in place; how many."""
         taken = await self._receive(caller, mailbox, max_messages, wait_seconds, lease_seconds)
-        add_taken(into, taken)
+        add_answer(into, taken)
         return len(taken)
+
+    async def receive_bytes(
+        self, caller: str, mailbox: str, max_messages: int, wait_seconds: float, lease_seconds: float
+    ) -> bytes:
+        """`receive`, as a serialized ReceiveResponse (the framed path's answer, built without
+        message objects)."""
+        return receive_answer(await self._receive(caller, mailbox, max_messages, wait_seconds, lease_seconds))
 
     async def _receive(
         self, caller: str, mailbox: str, max_messages: int, wait_seconds: float, lease_seconds: float
@@ -273,8 +274,13 @@ class MessageRelay:
         if lm is None:
             return None
         removed = lm.box.ack(ids, time.time())
-        upstream = [m.id for m in removed if m.id not in lm.local_ids]
-        lm.local_ids.difference_update(m.id for m in removed)
+        if lm.local_ids:
+            upstream = [m.id for m in removed if m.id not in lm.local_ids]
+            lm.local_ids.difference_update(m.id for m in removed)
+        elif len(removed) == len(ids):
+            upstream = ids  # each id removed once, none local: the ids as they came, no per-id work
+        else:
+            upstream = [m.id for m in removed]
         self.stats.acknowledged += len(removed)
         if upstream:
             self._queue_acks(lm.name, upstream)
@@ -301,10 +307,10 @@ class MessageRelay:
 
     def on_delivery(self, delivery: hosts_pb2.MessageDelivery) -> None:
         self.stats.batches_down += 1
-        self.stats.bytes_raw += delivery.ByteSize()
         lm = self._boxes.get(delivery.mailbox)
         if lm is None:
             # Nobody here reads it any more: give the messages straight back.
+            self.stats.bytes_raw += delivery.ByteSize()
             self._send_item(
                 hosts_pb2.HostItem(
                     mailbox_unsubscribe=hosts_pb2.MailboxUnsubscribe(
@@ -313,17 +319,9 @@ class MessageRelay:
                 )
             )
             return
-        acked_already: list[str] = []
-        fresh: list[StoredMessage] = []
-        box, name, seq = lm.box, lm.name, self._seq
-        for msg in delivery.messages:
-            message_id = msg.id
-            if box.knows(message_id):
-                if box.get(message_id) is None:
-                    acked_already.append(message_id)  # acked here, the ack was lost with a stream: ack again
-                continue  # else a redelivery of what we hold: keep our copy
-            fresh.append(relayed_copy(msg, name, next(seq)))
-        self.stats.received += box.add_many(fresh)
+        fresh, acked_already, size = read_delivery(delivery.messages, lm.name, lm.box, self._seq)
+        self.stats.bytes_raw += size
+        self.stats.received += lm.box.add_many(fresh)
         if acked_already:
             self._queue_acks(lm.name, acked_already)
         lm.wake()

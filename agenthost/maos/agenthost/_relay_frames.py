@@ -115,7 +115,9 @@ class RelayFrames:
         try:
             if handler is None:
                 raise InvalidArgument(f"unknown message relay method {method}; update the MAOS SDK")
-            out = _OK + await handler(caller, request)
+            response = await handler(caller, request)
+            # One copy of a large answer (a Receive's can be megabytes), not one per prefix.
+            return b"".join((_LENGTH.pack(len(response) + 1), _OK, response))
         except MaosError as exc:
             out = _ERROR + f"{exc.code} {exc.message}".encode()
         except DecodeError as exc:
@@ -139,11 +141,8 @@ class RelayFrames:
         check_read(request.max_messages, request.wait_seconds, request.lease_seconds, limits.max_receive_batch)
         # The client waits its timeout on top of wait_seconds, so the answer comes before it gives up.
         wait = min(request.wait_seconds, limits.max_wait_seconds)
-        response = messages_pb2.ReceiveResponse()
-        await self._relay.receive_into(
-            response.messages, caller, request.mailbox, max(1, request.max_messages), wait, request.lease_seconds
-        )
-        return response.SerializeToString()
+        batch = max(1, request.max_messages)
+        return await self._relay.receive_bytes(caller, request.mailbox, batch, wait, request.lease_seconds)
 
     async def _ack(self, caller: str, data: bytes) -> bytes:
         request = messages_pb2.AckRequest.FromString(data)

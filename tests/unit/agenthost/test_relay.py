@@ -175,3 +175,40 @@ async def test_a_hand_over_without_a_stream_waits_for_the_next_one() -> None:
     await asyncio.sleep(0)
     (handover,) = [c for c in up.calls() if c.WhichOneof("call") == "send_batch"]
     assert [m.message_id for m in handover.send_batch.messages] == ["local-1"]
+
+
+def _upstream(message_id: str, size: int = 10) -> messages_pb2.Message:
+    msg = messages_pb2.Message(id=message_id, sender_task_id="S", recipient="task:B", delivery_count=1)
+    msg.payload.data = b"x" * size
+    msg.payload.content_type = "application/json"
+    msg.expires_at.seconds = 2_000_000_000
+    return msg
+
+
+async def test_a_delivery_counts_its_bytes_as_it_came_down_the_stream() -> None:
+    relay, _ = _relay()
+    await relay.receive("B", "", 10, 0, 30)
+    first = hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u1"), _upstream("u2", 300)])
+    again = hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u2", 300), _upstream("u3")])
+    expected = relay.message_stats().bytes_raw + first.ByteSize() + again.ByteSize()  # before the relay reads them
+    relay.on_delivery(first)
+    relay.on_delivery(again)  # u2 again: a redelivery of what the relay holds
+    stats = relay.message_stats()
+    assert stats.bytes_raw == expected and stats.received == 3 and stats.batches_down == 2
+
+
+async def test_an_ack_sends_up_each_upstream_id_once_and_no_local_one() -> None:
+    relay, up = _relay()
+    await relay.receive("B", "", 10, 0, 30)
+    relay.on_delivery(hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u1"), _upstream("u2")]))
+    await relay.send("A", _send("B", '"local"', message_id="l1"))
+    got = await relay.receive("B", "", 10, 0, 30)
+    assert sorted(m.id for m in got) == ["l1", "u1", "u2"]
+    assert relay.ack("B", "", ["u1", "u1"]) == 1  # a repeated id: acknowledged once
+    assert relay.ack("B", "", ["l1", "u2", "gone"]) == 2
+    await asyncio.sleep(0)
+    acks = [list(c.ack.message_ids) for c in up.calls() if c.WhichOneof("call") == "ack"]
+    assert acks == [["u1", "u2"]]  # coalesced, the local message's ack stays on this host
+    relay.on_delivery(hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u3")]))
+    (u3,) = await relay.receive("B", "", 10, 0, 30)
+    assert relay.ack("B", "", [u3.id]) == 1 and relay.message_stats().acknowledged == 4

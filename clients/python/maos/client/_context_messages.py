@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import grpc.aio
     from maos.v1 import messages_pb2
 
+    from ._frames_async import AsyncFrameConnections
     from ._frames_client import FrameConnection
     from ._messages_client import AsyncMessagesClient, MessagesClient
 
@@ -61,18 +62,153 @@ _MAX_ACK_IDS = 10_000  # per Ack call (the service's limit)
 _LONG_POLL_SECONDS = 30.0  # one Receive call's longest wait; longer waits are several calls
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A message as agent code sees it: who sent it, and its payload decoded."""
+_UNDECODED: Any = object()
+_JSON = "application/json"
+_orjson: Any = None  # orjson, imported with the first payload decoded (this module stays light to import)
+_FIELDS = ("id", "sender", "value", "priority", "topic", "recipient", "sent_at", "delivery_count")
 
-    id: str
-    sender: str  # the sending task's id; "" for an operator
-    value: Any  # JSON decoded to Python; bytes for other content types
-    priority: str  # critical, high, medium, low
-    topic: str  # set for messages that came through a topic
-    recipient: str  # task:<id>, topic:<name> or tree:<root id>
-    sent_at: float  # seconds since the epoch
-    delivery_count: int  # 1 on first delivery; more after a redelivery
+
+class Received:
+    """A message as agent code sees it: who sent it, and its payload decoded. Read-only.
+
+    `value` is decoded on first access (then kept): a reader that routes by id or sender
+    pays no JSON decode. A plain class rather than a frozen dataclass: one is made per
+    message, and a frozen dataclass sets each field through object.__setattr__."""
+
+    __slots__ = (
+        "_content_type",
+        "_data",
+        "_delivery_count",
+        "_id",
+        "_priority",
+        "_recipient",
+        "_sender",
+        "_sent_at",
+        "_topic",
+        "_value",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        sender: str,  # the sending task's id; "" for an operator
+        value: Any,  # JSON decoded to Python; bytes for other content types
+        priority: str,  # critical, high, medium, low
+        topic: str,  # set for messages that came through a topic
+        recipient: str,  # task:<id>, topic:<name> or tree:<root id>
+        sent_at: float,  # seconds since the epoch
+        delivery_count: int,  # 1 on first delivery; more after a redelivery
+    ) -> None:
+        self._id = id
+        self._sender = sender
+        self._priority = priority
+        self._topic = topic
+        self._recipient = recipient
+        self._sent_at = sent_at
+        self._delivery_count = delivery_count
+        self._data = b""
+        self._content_type = ""
+        self._value = value
+
+    @classmethod
+    def _of(cls, msg: messages_pb2.Message, priority_names: dict[int, str], message_id: str) -> Received:
+        """A received wire message (its id already read); its payload is decoded when `value`
+        is first read. Field by field: a batch makes thousands."""
+        out = cls.__new__(cls)
+        out._id = message_id
+        out._sender = msg.sender_task_id
+        priority = msg.priority
+        out._priority = priority_names.get(priority) or _priority_name(priority)
+        out._topic = msg.topic
+        out._recipient = msg.recipient
+        sent = msg.sent_at
+        out._sent_at = sent.seconds + sent.nanos / 1e9
+        out._delivery_count = msg.delivery_count
+        payload = msg.payload
+        out._data = payload.data
+        out._content_type = payload.content_type
+        out._value = _UNDECODED
+        return out
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def sender(self) -> str:
+        return self._sender
+
+    @property
+    def value(self) -> Any:
+        """The payload decoded, as `message_value` decodes it: JSON (or no content type) to
+        Python, anything else (or JSON that does not parse) to its bytes; None when empty."""
+        value = self._value
+        if value is not _UNDECODED:
+            return value
+        data, content_type = self._data, self._content_type
+        if not data:
+            value = None
+        elif content_type and content_type != _JSON:
+            value = data
+        else:
+            try:
+                value = (_orjson or _import_orjson()).loads(data)
+            except ValueError:  # orjson.JSONDecodeError: show the bytes rather than fail the reader
+                value = data
+        self._value = value
+        return value
+
+    @property
+    def priority(self) -> str:
+        return self._priority
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    @property
+    def recipient(self) -> str:
+        return self._recipient
+
+    @property
+    def sent_at(self) -> float:
+        return self._sent_at
+
+    @property
+    def delivery_count(self) -> int:
+        return self._delivery_count
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Received)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[type[Received], tuple[Any, ...]]:
+        return Received, self._fields()  # decoded: the lazy state does not travel
+
+    def __repr__(self) -> str:
+        return "Received(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS) + ")"
+
+
+def _priority_name(value: int) -> str:
+    from ._enums import priority_name
+
+    return priority_name(value)
+
+
+def _import_orjson() -> Any:
+    global _orjson
+    import orjson
+
+    _orjson = orjson
+    return orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +232,13 @@ class _Inbox:
 
     def remember(self, message_id: str) -> None:
         self.seen[message_id] = None
-        if len(self.seen) > SEEN_IDS:
-            self.seen.popitem(last=False)
+        self.forget_oldest()
+
+    def forget_oldest(self) -> None:
+        """Keep the memory of returned ids to SEEN_IDS (a batch is remembered, then trimmed once)."""
+        seen = self.seen
+        while len(seen) > SEEN_IDS:
+            seen.popitem(last=False)
 
     def sort(
         self, batch: list[messages_pb2.Message], *, keep_aside: bool
@@ -116,16 +257,46 @@ class _Inbox:
                 continue  # redelivered while set aside: it is acknowledged when handed out
             elif msg.payload.content_type == VOTE_CONTENT_TYPE:
                 ack.append(message_id)
-                vote = _parse_vote(msg)
-                if vote is not None:
-                    self.votes.setdefault(vote[0], {})[message_id] = (vote[1], vote[2])
+                self.keep_vote(message_id, msg)
             elif keep_aside:
                 self.aside.append(msg)
                 aside_ids.add(message_id)
             else:
-                self.remember(message_id)
+                seen[message_id] = None  # remembered at once: a repeat within the batch is a duplicate
                 fresh.append(msg)
+        self.forget_oldest()
         return fresh, ack
+
+    def fresh(self, batch: Iterable[messages_pb2.Message]) -> tuple[list[Received], list[str]]:
+        """`sort` without `keep_aside`, the fresh messages made Received in the same pass
+        (each message's fields read once: this is every received message's path)."""
+        fresh: list[Received] = []
+        ack: list[str] = []
+        seen, aside_ids = self.seen, self.aside_ids
+        names = _priority_names()
+        of = Received._of
+        for msg in batch:
+            message_id = msg.id
+            if message_id in seen:
+                ack.append(message_id)
+                continue
+            if message_id in aside_ids:
+                continue  # redelivered while set aside: it is acknowledged when handed out
+            received = of(msg, names, message_id)
+            if received._content_type == VOTE_CONTENT_TYPE:
+                ack.append(message_id)
+                self.keep_vote(message_id, msg)
+                continue
+            seen[message_id] = None  # remembered at once: a repeat within the batch is a duplicate
+            fresh.append(received)
+        self.forget_oldest()
+        return fresh, ack
+
+    def keep_vote(self, message_id: str, msg: messages_pb2.Message) -> None:
+        """A vote that arrived: kept for its round's count (acknowledged by the caller)."""
+        vote = _parse_vote(msg)
+        if vote is not None:
+            self.votes.setdefault(vote[0], {})[message_id] = (vote[1], vote[2])
 
     def take_aside(self, limit: int) -> list[messages_pb2.Message]:
         out: list[messages_pb2.Message] = []
@@ -210,27 +381,23 @@ def _received(msg: messages_pb2.Message) -> Received:
 
 
 def _received_all(msgs: list[messages_pb2.Message]) -> list[Received]:
-    """Received for each message: its payload decoded. The lazy imports run once per batch,
-    not once per message (they were most of the cost of a large batch)."""
-    from ._enums import priority_name
-    from ._messages_client import message_value
+    """Received for each message (payloads are decoded when first read)."""
+    names = _priority_names()
+    of = Received._of
+    return [of(msg, names, msg.id) for msg in msgs]
 
-    out = []
-    for msg in msgs:
-        sent = msg.sent_at
-        out.append(
-            Received(  # positional: id, sender, value, priority, topic, recipient, sent_at, delivery_count
-                msg.id,
-                msg.sender_task_id,
-                message_value(msg),
-                priority_name(msg.priority),
-                msg.topic,
-                msg.recipient,
-                sent.seconds + sent.nanos / 1e9,
-                msg.delivery_count,
-            )
-        )
-    return out
+
+_PRIORITY_NAMES: dict[int, str] = {}
+
+
+def _priority_names() -> dict[int, str]:
+    """Priority number -> name, for every known priority (made on first use: the enum names
+    load with the SDK)."""
+    if not _PRIORITY_NAMES:
+        from maos.v1 import common_pb2
+
+        _PRIORITY_NAMES.update({value: _priority_name(value) for value in common_pb2.Priority.values()})
+    return _PRIORITY_NAMES
 
 
 def _check_vote(topic: str, quorum: int) -> None:
@@ -339,9 +506,17 @@ class TaskMessages:
         if self._async is None or self._async[0] is not loop:
             from ._messages_client import AsyncMessagesClient
 
-            client = AsyncMessagesClient(
-                _aio_channel(self.endpoint), _endpoint(self.endpoint), caller=(self.task_id, self.attempt)
-            )
+            endpoint = _endpoint(self.endpoint)
+            frames = _async_frames(endpoint)
+            client: AsyncMessagesClient
+            if frames is not None:
+                from ._frames_async import AsyncFramedMessagesClient
+
+                client = AsyncFramedMessagesClient(
+                    _aio_channel(self.endpoint), endpoint, frames, caller=(self.task_id, self.attempt)
+                )
+            else:
+                client = AsyncMessagesClient(_aio_channel(self.endpoint), endpoint, caller=(self.task_id, self.attempt))
             self._async = (loop, client)
         return self._async[1]
 
@@ -404,21 +579,19 @@ class TaskMessages:
         of ids already returned are dropped.
         """
         client = self._client()
-        out = self._inbox.take_aside(max)
+        out = _received_all(self._inbox.take_aside(max))
         deadline = None if timeout is None else time.monotonic() + timeout
         while not out:
-            batch = client.receive(self.mailbox, max=max, wait=_chunk(deadline), lease=_LEASE_SECONDS)
-            fresh, ack = self._inbox.sort(batch, keep_aside=False)
-            out.extend(fresh)
+            reply = client.receive_reply(self.mailbox, max=max, wait=_chunk(deadline), lease=_LEASE_SECONDS)
+            out, ack = self._inbox.fresh(reply.messages)
             if ack:
                 client.ack(self.mailbox, ack)
             if deadline is not None and time.monotonic() >= deadline:
                 break
-        received = _received_all(out)
         if out:
-            # After decoding: the ack thread's start would otherwise take the GIL from this one.
-            self._ack_in_background(client, [m.id for m in out])
-        return received
+            # After reading the batch: the ack thread's start would otherwise take the GIL from this one.
+            self._ack_in_background(client, [r._id for r in out])
+        return out
 
     def subscribe(
         self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH
@@ -527,19 +700,18 @@ class TaskMessages:
     ) -> list[Received]:
         """`receive` for async agents."""
         client = self._aclient()
-        out = self._inbox.take_aside(max)
+        out = _received_all(self._inbox.take_aside(max))
         deadline = None if timeout is None else time.monotonic() + timeout
         while not out:
             batch = await client.receive(self.mailbox, max=max, wait=_chunk(deadline), lease=_LEASE_SECONDS)
-            fresh, ack = self._inbox.sort(batch, keep_aside=False)
-            out.extend(fresh)
+            out, ack = self._inbox.fresh(batch)
             if ack:
                 await client.ack(self.mailbox, ack)
             if deadline is not None and time.monotonic() >= deadline:
                 break
         if out:
-            await client.ack(self.mailbox, [m.id for m in out])
-        return _received_all(out)
+            await client.ack(self.mailbox, [r._id for r in out])
+        return out
 
     async def subscribe_async(
         self, topic: str, *, lease: float = _LEASE_SECONDS, max_in_flight: int = _BATCH
@@ -610,6 +782,7 @@ _channels_lock = threading.Lock()
 _channels: dict[str, grpc.Channel] = {}
 _aio_channels: dict[str, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel]] = {}
 _frame_connections: dict[str, FrameConnection | None] = {}
+_async_frame_connections: dict[str, AsyncFrameConnections | None] = {}
 
 
 def _endpoint(endpoint: str) -> str:
@@ -633,6 +806,20 @@ def _frames(endpoint: str) -> FrameConnection | None:
     with _channels_lock:
         connection = _frame_connections.setdefault(endpoint, FrameConnection(path) if path is not None else None)
     return connection
+
+
+def _async_frames(endpoint: str) -> AsyncFrameConnections | None:
+    """The relay's frame socket for asyncio calls, on the same conditions as `_frames`; one pool
+    of connections per process (it serves every event loop)."""
+    if endpoint in _async_frame_connections:
+        return _async_frame_connections[endpoint]
+    frames = _frames(endpoint)
+    from ._frames_async import AsyncFrameConnections
+
+    with _channels_lock:
+        return _async_frame_connections.setdefault(
+            endpoint, AsyncFrameConnections(frames.path) if frames is not None else None
+        )
 
 
 def _channel(endpoint: str) -> grpc.Channel:

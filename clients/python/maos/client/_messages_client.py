@@ -24,11 +24,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import grpc.aio
-import orjson
-from maos.errors import InvalidArgument
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
-from maos.wire import JSON_CONTENT_TYPE
 
+from ._batch_wire import BYTES_CONTENT_TYPE as BYTES_CONTENT_TYPE
+from ._batch_wire import MAX_BATCH as MAX_BATCH
+from ._batch_wire import MAX_BATCH_BYTES as MAX_BATCH_BYTES
+from ._batch_wire import check_ttl as _ttl
+from ._batch_wire import encode_batches
+from ._batch_wire import encode_payload as _encode_payload
 from ._config import DEFAULT_RPC_TIMEOUT_SECONDS, caller_metadata
 from ._enums import parse_priority
 from ._errors import from_rpc_error
@@ -37,11 +40,7 @@ from ._specs import payload_value_or_bytes
 if TYPE_CHECKING:
     from maos.v1.messages_pb2_grpc import MessageServiceAsyncStub
 
-BYTES_CONTENT_TYPE = "application/octet-stream"
 DEFAULT_LEASE_SECONDS = 30.0
-MAX_BATCH = 10_000  # messages per SendBatch (the server's limit)
-MAX_BATCH_BYTES = 8 * 1024 * 1024  # and about this much payload per call, well under the gRPC message limit
-_SEND_MANY_KEYS = frozenset({"to_task_id", "payload", "priority", "ttl", "message_id", "content_type"})
 Metadata = tuple[tuple[str, str], ...]
 _Req = TypeVar("_Req")
 _R = TypeVar("_R")
@@ -51,16 +50,6 @@ def message_payload(value: Any, content_type: str | None = None) -> common_pb2.P
     """A Payload: bytes as they are (octet-stream unless `content_type`), anything else as JSON."""
     data, kind = _encode_payload(value, content_type)
     return common_pb2.Payload(data=data, content_type=kind)
-
-
-def _encode_payload(value: Any, content_type: str | None) -> tuple[bytes, str]:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value), content_type or BYTES_CONTENT_TYPE
-    try:
-        data = orjson.dumps(value)
-    except TypeError as exc:
-        raise InvalidArgument(f"message payload: value is not JSON-serialisable: {exc}") from None
-    return data, content_type or JSON_CONTENT_TYPE
 
 
 def message_value(msg: messages_pb2.Message) -> Any:
@@ -121,56 +110,9 @@ def batch_requests(messages: Iterable[Mapping[str, Any]]) -> list[messages_pb2.S
     """SendBatchRequests for `send_many`: chunks of at most MAX_BATCH messages and about MAX_BATCH_BYTES.
 
     Each message is a dict with `to_task_id` and `payload`, and optionally
-    `priority`, `ttl`, `message_id` and `content_type`. Each request is built
-    in place in its batch (no SendRequest built first and copied in).
+    `priority`, `ttl`, `message_id` and `content_type` (see `encode_batches`).
     """
-    batches: list[messages_pb2.SendBatchRequest] = []
-    current = messages_pb2.SendBatchRequest()
-    add = current.messages.add
-    size = 0
-    for i, message in enumerate(messages):
-        if not message.keys() <= _SEND_MANY_KEYS:
-            unknown = set(message) - _SEND_MANY_KEYS
-            raise InvalidArgument(f"message {i}: unknown key(s) {sorted(unknown)}; use {sorted(_SEND_MANY_KEYS)}")
-        if "to_task_id" not in message or "payload" not in message:
-            raise InvalidArgument(f"message {i}: needs to_task_id and payload")
-        try:
-            data, content_type = _encode_payload(message["payload"], message.get("content_type"))
-            priority = message.get("priority")
-            item = add(
-                to_task_id=message["to_task_id"],
-                priority=parse_priority(priority) if priority is not None else common_pb2.PRIORITY_UNSPECIFIED,
-                ttl_seconds=_ttl(message.get("ttl")),
-                message_id=message.get("message_id") or "",
-            )
-        except InvalidArgument as exc:
-            raise InvalidArgument(f"message {i}: {exc}") from None
-        payload = item.payload
-        payload.data = data
-        payload.content_type = content_type
-        request_size = item.ByteSize()
-        if len(current.messages) > 1 and (len(current.messages) > MAX_BATCH or size + request_size > MAX_BATCH_BYTES):
-            # It does not fit: it opens the next batch.
-            moved = messages_pb2.SendRequest()
-            moved.CopyFrom(item)
-            del current.messages[-1]
-            batches.append(current)
-            current = messages_pb2.SendBatchRequest()
-            add = current.messages.add
-            current.messages.append(moved)
-            size = 0
-        size += request_size
-    if current.messages:
-        batches.append(current)
-    return batches
-
-
-def _ttl(ttl: float | None) -> float:
-    if ttl is None:
-        return 0.0
-    if not ttl > 0:
-        raise InvalidArgument(f"ttl must be a positive number of seconds, got {ttl!r}")
-    return float(ttl)
+    return [messages_pb2.SendBatchRequest.FromString(data) for data, _ in encode_batches(messages)]
 
 
 class MessagesClient:
@@ -253,10 +195,15 @@ class MessagesClient:
         make a retry of the whole list safe.
         """
         ids: list[str] = []
-        for request in batch_requests(messages):
-            reply: messages_pb2.SendBatchResponse = self._call(self._stub.SendBatch, request)
-            ids.extend(r.message_ids[0] for r in reply.results)
+        for data, _ in encode_batches(messages):
+            ids += self._send_batch(data)
         return ids
+
+    def _send_batch(self, data: bytes) -> list[str]:
+        """One SendBatch of an encoded SendBatchRequest; the messages' ids."""
+        request = messages_pb2.SendBatchRequest.FromString(data)
+        reply: messages_pb2.SendBatchResponse = self._call(self._stub.SendBatch, request)
+        return [r.message_ids[0] for r in reply.results]
 
     def broadcast(
         self,
@@ -306,11 +253,18 @@ class MessagesClient:
         reads (and on first use creates) a subscription of topic t. Acknowledge
         with `ack` within `lease` seconds, or the messages are delivered again.
         """
+        return list(self.receive_reply(mailbox, max=max, wait=wait, lease=lease).messages)
+
+    def receive_reply(
+        self, mailbox: str | None = None, *, max: int = 1, wait: float = 0.0, lease: float = DEFAULT_LEASE_SECONDS
+    ) -> messages_pb2.ReceiveResponse:
+        """`receive`'s whole answer: a reader that goes through its messages once iterates it in
+        place (no list holding a wrapper object for each of them until the last is read)."""
         request = messages_pb2.ReceiveRequest(
             mailbox=mailbox or "", max_messages=max, wait_seconds=wait, lease_seconds=lease
         )
         reply: messages_pb2.ReceiveResponse = self._call(self._stub.Receive, request, self.timeout + wait)
-        return list(reply.messages)
+        return reply
 
     def ack(self, mailbox: str | None, ids: Iterable[str]) -> int:
         """Acknowledge messages (by id) of a mailbox; how many were still waiting for it."""
@@ -415,10 +369,15 @@ class AsyncMessagesClient:
     async def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
         """`MessagesClient.send_many` for asyncio."""
         ids: list[str] = []
-        for request in batch_requests(messages):
-            reply = await self._call(self._stub.SendBatch(request, timeout=self.timeout, metadata=self._metadata()))
-            ids.extend(r.message_ids[0] for r in reply.results)
+        for data, _ in encode_batches(messages):
+            ids += await self._send_batch(data)
         return ids
+
+    async def _send_batch(self, data: bytes) -> list[str]:
+        """One SendBatch of an encoded SendBatchRequest; the messages' ids."""
+        request = messages_pb2.SendBatchRequest.FromString(data)
+        reply = await self._call(self._stub.SendBatch(request, timeout=self.timeout, metadata=self._metadata()))
+        return [r.message_ids[0] for r in reply.results]
 
     async def broadcast(
         self,
