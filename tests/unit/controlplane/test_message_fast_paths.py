@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 import sqlite3
 
-from maos.controlplane.messaging import add_messages, message_to_proto, relayed_copy, wire_messages
+from maos.controlplane.messaging import add_messages, message_to_proto
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.controlplane.messaging._store_batches import BatchIndex, create_tables, scan
-from maos.v1 import hosts_pb2, messages_pb2
+from maos.v1 import hosts_pb2
 
 T0 = 1_700_000_000.123456
 
@@ -48,24 +48,6 @@ def test_add_messages_builds_what_message_to_proto_builds() -> None:
     assert first.expires_at.seconds == int(T0 + 3600)
     assert second.topic == "prices" and dict(second.trace_context) == {"traceparent": "00-ab-cd-01"}
     assert not third.HasField("expires_at") and not third.HasField("sent_at")
-
-
-def test_a_relayed_copy_is_handed_out_as_it_came_with_its_delivery_count_brought_up_to_date() -> None:
-    wire = message_to_proto(_copy(5, topic="t", trace_context={"traceparent": "x"}))
-    wire.delivery_count = 2  # the control plane's second delivery
-    relayed = relayed_copy(wire, "task:B", 40)
-    assert (relayed.id, relayed.priority, relayed.data, relayed.seq) == ("id-5", 2, b'{"n": 5}', 40)
-    assert relayed.expires_at == T0 + 3600 and relayed.delivery_count == 1
-    box = Mailbox("task:B", max_queued=10)
-    assert box.add(relayed)
-    (out,) = wire_messages(box.take(T0, 10, 30).messages)
-    assert out is wire and out.delivery_count == 2 and out.sender_task_id == "A" and out.topic == "t"
-    assert dict(out.trace_context) == {"traceparent": "x"}
-    box.requeue_expired(T0 + 31)  # the local lease ran out: the next take is a redelivery
-    (again,) = wire_messages(box.take(T0 + 31, 10, 30).messages)
-    assert again.delivery_count == 3
-    unbounded = relayed_copy(messages_pb2.Message(id="n"), "task:B", 41)
-    assert unbounded.expires_at == math.inf and unbounded.delivery_count == 0
 
 
 def test_add_many_and_batch_ack_keep_the_same_books_as_one_at_a_time() -> None:

@@ -28,11 +28,7 @@ from ._service import open_messaging as open_messaging
 from ._store import Loaded as Loaded
 from ._store import MessageStore as MessageStore
 from ._wire import add_messages as add_messages
-from ._wire import add_taken as add_taken
-from ._wire import message_from_proto as message_from_proto
 from ._wire import message_to_proto as message_to_proto
-from ._wire import relayed_copy as relayed_copy
-from ._wire import wire_messages as wire_messages
 
 __all__ = [
     "MAX_SEND_BATCH",
@@ -52,14 +48,10 @@ __all__ = [
     "TaskDirectory",
     "TaskInfo",
     "add_messages",
-    "add_taken",
     "check_batch_item",
     "check_outgoing",
-    "message_from_proto",
     "message_to_proto",
     "open_messaging",
     "outgoing",
     "read_params",
-    "relayed_copy",
-    "wire_messages",
 ]

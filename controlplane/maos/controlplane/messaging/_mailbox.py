@@ -23,10 +23,6 @@ import heapq
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from maos.v1 import messages_pb2
 
 
 @dataclass(slots=True, eq=False)
@@ -47,9 +43,6 @@ class StoredMessage:
     delivery_count: int = 0
     lease_until: float = 0.0  # > 0 while in flight
     trace_context: dict[str, str] | None = None  # the send span's W3C context; in memory only, not stored
-    # A host relay's copy as it came down the stream, handed to its reader again instead of
-    # being rebuilt field by field (only delivery_count changes); in memory only.
-    wire: messages_pb2.Message | None = None
 
     @property
     def size(self) -> int:

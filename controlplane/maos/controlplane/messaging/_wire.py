@@ -1,4 +1,4 @@
-"""A mailbox copy (`StoredMessage`) to and from the wire `Message`."""
+"""A mailbox copy (`StoredMessage`) as the wire `Message` (deliveries, Receive answers)."""
 
 from __future__ import annotations
 
@@ -65,19 +65,6 @@ def _shared_fields(msg: StoredMessage) -> bytes:
     return out.SerializeToString()
 
 
-def add_taken(target: RepeatedCompositeFieldContainer[messages_pb2.Message], msgs: Iterable[StoredMessage]) -> None:
-    """`add_messages` for a host relay's taken copies: one that came down the stream is
-    appended as it came (its delivery count brought up to date), a local one built in place."""
-    add, append = target.add, target.append
-    for msg in msgs:
-        wire = msg.wire
-        if wire is None:
-            _fill(add(), msg)
-        else:
-            wire.delivery_count = msg.delivery_count
-            append(wire)
-
-
 def _fill(out: messages_pb2.Message, msg: StoredMessage) -> None:
     out.id = msg.id
     out.sender_task_id = msg.sender
@@ -97,68 +84,3 @@ def _fill(out: messages_pb2.Message, msg: StoredMessage) -> None:
     out.delivery_count = msg.delivery_count
     if msg.trace_context:
         out.trace_context.update(msg.trace_context)
-
-
-def message_from_proto(msg: messages_pb2.Message, mailbox: str, seq: int) -> StoredMessage:
-    """A wire message as a copy in `mailbox` (a host relay's local mailbox), ready for delivery.
-    Its delivery count so far is kept, so a local take counts on from it; the message itself
-    is kept too (`wire`), to be handed out again by `wire_messages`."""
-    payload = msg.payload
-    sent = msg.sent_at
-    expires = msg.expires_at if msg.HasField("expires_at") else None
-    return StoredMessage(
-        seq,
-        mailbox,
-        msg.id,
-        msg.sender_task_id,
-        msg.recipient,
-        msg.topic,
-        msg.priority,
-        payload.data,
-        payload.content_type,
-        sent.seconds + sent.nanos / 1e9,
-        expires.seconds + expires.nanos / 1e9 if expires is not None else math.inf,
-        max(0, msg.delivery_count - 1),
-        0.0,
-        dict(msg.trace_context) if msg.trace_context else None,
-        msg,
-    )
-
-
-def relayed_copy(msg: messages_pb2.Message, mailbox: str, seq: int) -> StoredMessage:
-    """`message_from_proto` for a host relay, which hands `wire` out again: only what its
-    mailbox works with is read out (id, priority, payload size, expiry, delivery count);
-    sender, recipient, topic, content type, send time and trace context stay in `wire`.
-    About half the cost per message of reading every field."""
-    expires = msg.expires_at
-    return StoredMessage(
-        seq,
-        mailbox,
-        msg.id,
-        "",
-        "",
-        "",
-        msg.priority,
-        msg.payload.data,
-        "",
-        0.0,
-        expires.seconds + expires.nanos / 1e9 if msg.HasField("expires_at") else math.inf,
-        max(0, msg.delivery_count - 1),
-        0.0,
-        None,
-        msg,
-    )
-
-
-def wire_messages(msgs: Iterable[StoredMessage]) -> list[messages_pb2.Message]:
-    """Taken copies as wire messages: a relay's received message as it came (its delivery
-    count brought up to date), anything else built by `message_to_proto`."""
-    out = []
-    for msg in msgs:
-        wire = msg.wire
-        if wire is None:
-            wire = message_to_proto(msg)
-        else:
-            wire.delivery_count = msg.delivery_count
-        out.append(wire)
-    return out
