@@ -102,13 +102,40 @@ class RelayFrames:
                     return
                 body = await reader.readexactly(length - 3)
                 caller = body[:caller_length].decode(errors="replace")
-                writer.write(await self._answer(method, caller, body[caller_length:]))
+                request = body[caller_length:]
+                if method == RECEIVE:
+                    answer = await self._answer_while_connected(reader, caller, request)
+                    if answer is None:
+                        return
+                else:
+                    answer = await self._answer(method, caller, request)
+                writer.write(answer)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return  # the worker went away mid-call
         finally:
             self._connections.discard(task)
             writer.close()
+
+    async def _answer_while_connected(self, reader: asyncio.StreamReader, caller: str, request: bytes) -> bytes | None:
+        """A Receive's answer, or None once the worker closes the connection while it waits: a
+        long poll given up (cancelled, timed out) must not take the next message, which would
+        then sit leased to a caller that is gone until its lease ran out."""
+        answer = asyncio.ensure_future(self._answer(RECEIVE, caller, request))
+        closed = asyncio.ensure_future(reader.read(1))  # a client sends nothing while its call is open
+        try:
+            await asyncio.wait((answer, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (answer, closed):
+                task.cancel()
+            # Let the read finish cancelling: the next readexactly may not start while it waits.
+            await asyncio.gather(answer, closed, return_exceptions=True)
+        if closed.cancelled():
+            return answer.result()
+        if closed.exception() is None and closed.result():
+            log.warning("message relay: a worker sent a frame before its Receive was answered; closing")
+        # (An answer taken in the same turn as the close stays leased until its lease runs out.)
+        return None
 
     async def _answer(self, method: int, caller: str, request: bytes) -> bytes:
         handler = self._handlers.get(method)

@@ -14,9 +14,10 @@ import grpc
 import pytest
 from maos.agenthost._relay import MessageRelay, RelayConfig
 from maos.agenthost._relay_server import RelayServer
-from maos.client._frames_client import FrameConnection, FramedMessagesClient, frames_path
+from maos.client._frames_client import RECEIVE, FrameConnection, FramedMessagesClient, frames_path
 from maos.controlplane.messaging import MessagingConfig
 from maos.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from maos.v1 import messages_pb2
 
 
 @pytest.fixture
@@ -118,6 +119,26 @@ async def test_a_malformed_frame_closes_that_connection_only(server: RelayServer
             assert bad.recv(10) == b""  # closed by the relay
         with _client(server.endpoint, "A") as a:
             assert a.send("B", "still served").message_ids
+
+    await asyncio.to_thread(run)
+
+
+async def test_a_receive_given_up_by_its_worker_takes_no_message(server: RelayServer) -> None:
+    """A worker that closes its connection while its Receive waits (the call was cancelled or
+    timed out) must not have the next message leased to it: the next reader gets it at once."""
+    path = frames_path(server.endpoint)
+    assert path is not None
+
+    def run() -> None:
+        request = messages_pb2.ReceiveRequest(max_messages=10, wait_seconds=30).SerializeToString()
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.connect(str(path))
+            gone.sendall(struct.pack(">IBH", 3 + 1 + len(request), RECEIVE, 1) + b"B" + request)
+            time.sleep(0.2)  # the relay now waits on B's behalf
+        time.sleep(0.2)  # ... and sees the connection close
+        with _client(server.endpoint, "A") as a, _client(server.endpoint, "B") as b:
+            a.send("B", "for whoever reads next")
+            assert [m.payload.data for m in b.receive(max=10, wait=2)] == [b'"for whoever reads next"']
 
     await asyncio.to_thread(run)
 
