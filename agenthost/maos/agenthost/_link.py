@@ -24,7 +24,7 @@ import grpc
 import grpc.aio
 from maos.client._endpoints import EndpointRotation, parse_endpoints
 from maos.v1 import common_pb2, hosts_pb2, hosts_pb2_grpc
-from maos.wire import decode_envelope, encode_envelope
+from maos.wire import decode_envelope, encode_envelope, encode_serialized, framed_item
 
 from ._config import AgentHostConfig
 
@@ -242,7 +242,9 @@ class ControlPlaneLink:
                     break
                 items.append(nxt[0])
                 size += nxt[1]
-            await call.write(encode_envelope(hosts_pb2.HostItems(items=items), len(items)))
+            # Each item's own encoding, joined: what HostItems(items=items) encodes to, without
+            # copying every item (a send batch of hundreds of messages) into it.
+            await call.write(encode_serialized(b"".join(map(framed_item, items)), len(items)))
             if carry is None and queue.empty():
                 self._flushed.set()
 

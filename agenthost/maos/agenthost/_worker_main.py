@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import gc
 import heapq
 import itertools
 import logging
@@ -557,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
         capture=capture,
         diag=diag,
     )
+    # Agents allocate many short-lived containers (messages, parsed JSON): at the default gen-0
+    # threshold (700) a collection runs every few messages. Startup's objects never die: freeze
+    # them so collections do not walk them again. As the daemons do (their __main__).
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
     try:
         return runtime.serve()
     except BrokenPipeError:

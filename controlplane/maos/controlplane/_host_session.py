@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from maos.v1 import common_pb2, hosts_pb2
-from maos.wire import WireStats
-from maos.wire._envelope import encode_serialized, framed_item
+from maos.wire import WireStats, encode_serialized, framed_item
 
 MAX_ITEMS_PER_BATCH = 100
 # Bounded by dispatch credit in practice; the bound catches a host that stopped reading.

@@ -9,6 +9,8 @@ from ._envelope import EnvelopeError as EnvelopeError
 from ._envelope import WireStats as WireStats
 from ._envelope import decode_envelope as decode_envelope
 from ._envelope import encode_envelope as encode_envelope
+from ._envelope import encode_serialized as encode_serialized
+from ._envelope import framed_item as framed_item
 from ._payload import JSON_CONTENT_TYPE as JSON_CONTENT_TYPE
 from ._payload import PayloadError as PayloadError
 from ._payload import json_payload as json_payload
@@ -22,6 +24,8 @@ __all__ = [
     "WireStats",
     "decode_envelope",
     "encode_envelope",
+    "encode_serialized",
+    "framed_item",
     "json_payload",
     "payload_value",
 ]
