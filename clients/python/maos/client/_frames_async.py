@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc.aio
 from google.protobuf.message import Message
-from maos.errors import ERRORS_BY_CODE, DeadlineExceeded, MaosError, Unavailable
+from maos.errors import DeadlineExceeded, Unavailable
 from maos.v1 import messages_pb2
 
 from ._batch_wire import first_message_ids
-from ._frames_client import ACK, RECEIVE, SEND, SEND_BATCH
+from ._frames_client import ACK, RECEIVE, SEND, SEND_BATCH, frame_result
 from ._messages_client import AsyncMessagesClient
 
 if TYPE_CHECKING:
@@ -101,19 +101,6 @@ class AsyncFrameConnections:
         idle, self._idle = self._idle, []
         for sock in idle:
             sock.close()
-
-
-def frame_result(body: bytes) -> bytes:
-    """A response frame's body: the response bytes, or the maos.errors class the relay named, raised."""
-    if body[:1] == b"\x00":
-        return body[1:]
-    code, _, text = body[1:].decode(errors="replace").partition(" ")
-    cls = ERRORS_BY_CODE.get(code)
-    if cls is not None:
-        raise cls(text)
-    error = MaosError(f"{text} ({code})")
-    error.code = code or "UNKNOWN"
-    raise error
 
 
 async def _read_frame(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:

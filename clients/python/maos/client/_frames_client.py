@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from maos.errors import ERRORS_BY_CODE, DeadlineExceeded, MaosError, Unavailable
 from maos.v1 import messages_pb2
 
+from ._batch_wire import first_message_ids
 from ._messages_client import MessagesClient
 
 FRAMES_SOCKET = "frames.sock"  # beside the relay's gRPC socket (messages.sock)
@@ -72,15 +73,7 @@ class FrameConnection:
                 f"the host's message relay at {self.path} is unreachable ({exc}); it may or may not have "
                 "taken effect: send again with the same message_id to be sure"
             ) from None
-        if body[:1] == b"\x00":
-            return body[1:]
-        code, _, text = body[1:].decode(errors="replace").partition(" ")
-        cls = ERRORS_BY_CODE.get(code)
-        if cls is not None:
-            raise cls(text)
-        error = MaosError(f"{text} ({code})")
-        error.code = code or "UNKNOWN"
-        raise error
+        return frame_result(body)
 
     def close(self) -> None:
         """Close this thread's connection (the next call opens another)."""
@@ -88,6 +81,19 @@ class FrameConnection:
         self._local.sock = None
         if sock is not None:
             sock.close()
+
+
+def frame_result(body: bytes) -> bytes:
+    """A response frame's body: the response bytes, or the maos.errors class the relay named, raised."""
+    if body[:1] == b"\x00":
+        return body[1:]
+    code, _, text = body[1:].decode(errors="replace").partition(" ")
+    cls = ERRORS_BY_CODE.get(code)
+    if cls is not None:
+        raise cls(text)
+    error = MaosError(f"{text} ({code})")
+    error.code = code or "UNKNOWN"
+    raise error
 
 
 def _read(sock: socket.socket, n: int) -> bytes:
@@ -129,6 +135,11 @@ class FramedMessagesClient(MessagesClient):
         )
         reply: _R = response.FromString(data)  # type: ignore[assignment]  # the method's response type
         return reply
+
+    def _send_batch(self, data: bytes) -> list[str]:
+        """The encoded request as it is, and the ids read from the response's bytes: no protobuf
+        objects on the way (as the async framed client)."""
+        return first_message_ids(self._frames.call(SEND_BATCH, self._task_id, data, self.timeout))
 
     def close(self) -> None:
         """Close the calling thread's frame connection (the next call on it opens another)."""
