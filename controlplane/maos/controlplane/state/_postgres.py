@@ -10,6 +10,14 @@ statement whose main query checks the leadership epoch (`fence`): two round
 trips per group. Only the leader writes, so the in-process hub of the
 servicer sees every committed change (watchers fill any gap from the change
 log).
+
+Through a PostgreSQL outage, writes already handed over are kept and committed
+in order once it answers again, as the task store's are; new writes are refused
+at once (UNAVAILABLE, nothing applied) while the store is known to be down. A
+group whose connection dropped during its write statement may have committed:
+its replay checks first, by the namespaces' revisions (this writer is the only
+one, so the revisions its write set are there exactly when it committed), and
+applies it again only if it did not.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import asyncpg
 from maos.controlplane._pg_fence import EpochFence
 from maos.controlplane.store import CONNECTION_ERRORS, PostgresStore
 from maos.controlplane.store._pg_writer import AsyncGroupWriter
+from maos.controlplane.store._postgres import StoreUnreachable
 from maos.errors import ResourceExhausted, Unavailable
 
 from ._model import DeleteOutcome, StaleVersion, StateChange, StateEntry, StateLimits
@@ -64,6 +73,7 @@ tr AS (DELETE FROM state_changes c USING unnest($18::text[], $19::int8[]) AS t(n
        WHERE c.namespace = t.namespace AND c.revision <= t.below)
 SELECT CASE WHEN $20::int8 IS NULL THEN true ELSE maos_fence($20::int8) END
 """
+_READ_REVISIONS = "SELECT namespace, revision FROM state_namespaces WHERE namespace = ANY($1::text[])"
 _RAISE_NAMESPACES = (
     "INSERT INTO state_namespaces (namespace, revision) SELECT * FROM unnest($1::text[], $2::int8[]) "
     "ON CONFLICT (namespace) DO UPDATE SET revision = GREATEST(state_namespaces.revision, EXCLUDED.revision)"
@@ -93,8 +103,15 @@ class PostgresStateBackend(QueuedWrites):
         self._limits = limits or StateLimits()
         self._fence = EpochFence()
         self._writer: AsyncGroupWriter[_Write] = AsyncGroupWriter(
-            self._commit, name="maos-postgres-state-writer", max_rows=_MAX_WRITES_PER_COMMIT
+            self._commit,
+            name="maos-postgres-state-writer",
+            max_rows=_MAX_WRITES_PER_COMMIT,
+            transient=(StoreUnreachable,),
+            replay=self._replay,
+            outage_limit_seconds=store.options.outage_limit_seconds,
         )
+        # The namespace revisions the last attempted write statement sets (what `_replay` checks).
+        self._attempted: dict[str, int] = {}
         self._opened = False
         self._closed = False
 
@@ -140,6 +157,9 @@ class PostgresStateBackend(QueuedWrites):
     ) -> _Result:
         if self._closed or not self._opened:
             raise Unavailable("shared state is closed: the control plane is shutting down")
+        outage = self._store.outage
+        if outage is not None:  # refused before it is queued: nothing applied, safe to retry
+            raise StoreUnreachable(f"shared state: {outage}")
         if self._writer.backlog >= self._limits.max_pending_writes:
             raise ResourceExhausted(
                 f"{self._writer.backlog} shared-state writes are waiting to be committed; retry in a moment"
@@ -157,6 +177,7 @@ class PostgresStateBackend(QueuedWrites):
         control planes are kept out by the leadership fence, which fails the write statement)."""
         namespaces = sorted({w.namespace for w in group})
         keys = sorted({(w.namespace, w.raw_key) for w in group})
+        self._attempted = {}
         try:
             async with self._store.pool.acquire(timeout=self._store.options.acquire_timeout_seconds) as conn:
                 rows = await conn.fetch(_READ_CURRENT, namespaces, [k[0] for k in keys], [k[1] for k in keys])
@@ -165,7 +186,25 @@ class PostgresStateBackend(QueuedWrites):
             stale = self._fence.stale(exc)
             if stale is not None:
                 raise stale from None
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise self._store.unreachable(exc) from None
             raise
+        except CONNECTION_ERRORS as exc:
+            raise self._store.unreachable(exc) from None
+
+    async def _replay(self, group: list[_Write]) -> None:
+        """`_commit` again, unless its last attempt committed before its connection dropped: then
+        the results it decided stand."""
+        attempted = self._attempted
+        if attempted:
+            try:
+                async with self._store.pool.acquire(timeout=self._store.options.acquire_timeout_seconds) as conn:
+                    rows = await conn.fetch(_READ_REVISIONS, list(attempted))
+            except CONNECTION_ERRORS as exc:
+                raise self._store.unreachable(exc) from None
+            if {r["namespace"]: int(r["revision"]) for r in rows} == attempted:
+                return
+        await self._commit(group)
 
     def _apply(self, group: list[_Write], keys: list[tuple[str, bytes]], rows: list[asyncpg.Record]) -> list[Any]:
         """Each write's result, in order, on the group's current rows; the statement's arguments."""
@@ -210,6 +249,7 @@ class PostgresStateBackend(QueuedWrites):
         trim = [(n, revisions[n] - keep) for n in bumped if revisions[n] > keep]
         live = [(k, e) for k in sorted(written) if (e := entries[k]) is not None]
         gone_keys = [k for k in sorted(existed) if entries[k] is None]
+        self._attempted = {n: revisions[n] for n in bumped}
         return [
             [k[0] for k, _ in live],
             [k[1] for k, _ in live],
