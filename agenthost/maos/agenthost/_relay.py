@@ -46,7 +46,7 @@ from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.errors import ERRORS_BY_CODE, InvalidArgument, MaosError, PermissionDenied, ResourceExhausted, Unavailable
 from maos.v1 import hosts_pb2, messages_pb2
 
-from ._relay_wire import add_answer, read_delivery, receive_answer, wire_messages
+from ._relay_wire import add_answer, add_delivery, receive_answer, wire_messages
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ class MessageRelay:
         self._call_ids = itertools.count(1)
         self._seq = itertools.count(1)
         self._ids = UlidGenerator()
-        self._pending_acks: dict[str, list[str]] = {}
+        # Acks to send up, per mailbox: lists of distinct ids (one per local ack or delivery).
+        self._pending_acks: dict[str, list[list[str]]] = {}
         # Unread local messages of ended tasks, waiting to go to the control plane: (sender, batch).
         self._handovers: list[tuple[str, messages_pb2.SendBatchRequest]] = []
         self._ack_flush_scheduled = False
@@ -269,7 +270,7 @@ class MessageRelay:
 
     def ack(self, caller: str, mailbox: str, ids: list[str]) -> int | None:
         """Acknowledge on a relayed mailbox; None if the relay does not hold this mailbox
-        (the caller then forwards the ack with `forward_ack`)."""
+        (the caller then forwards the ack with `forward_ack`). The relay may keep `ids`."""
         lm = self._boxes.get(self._mailbox_name(caller, mailbox))
         if lm is None:
             return None
@@ -319,9 +320,9 @@ class MessageRelay:
                 )
             )
             return
-        fresh, acked_already, size = read_delivery(delivery.messages, lm.name, lm.box, self._seq)
+        added, acked_already, size = add_delivery(delivery, lm.box, self._seq)
         self.stats.bytes_raw += size
-        self.stats.received += lm.box.add_many(fresh)
+        self.stats.received += added
         if acked_already:
             self._queue_acks(lm.name, acked_already)
         lm.wake()
@@ -570,7 +571,8 @@ class MessageRelay:
             log.warning("could not hand %d unread local messages to the control plane: %s", len(batch.messages), error)
 
     def _queue_acks(self, mailbox: str, ids: list[str]) -> None:
-        self._pending_acks.setdefault(mailbox, []).extend(ids)
+        """Send `ids` (distinct) up this turn; kept as they are, not copied."""
+        self._pending_acks.setdefault(mailbox, []).append(ids)
         if not self._ack_flush_scheduled:
             # Coalesce: every ack of this loop turn goes up in one item per mailbox.
             self._ack_flush_scheduled = True
@@ -583,7 +585,8 @@ class MessageRelay:
         pending, self._pending_acks = self._pending_acks, {}
         step = self.config.limits.max_ack_ids
         for mailbox, queued in pending.items():
-            ids = list(dict.fromkeys(queued))  # a redelivery acked twice goes up once
+            # A redelivery acked twice in a turn goes up once (each list's ids are distinct).
+            ids = queued[0] if len(queued) == 1 else list(dict.fromkeys(itertools.chain.from_iterable(queued)))
             lm = self._boxes.get(mailbox)
             reader = lm.reader if lm is not None else ""
             for start in range(0, len(ids), step):
@@ -593,7 +596,7 @@ class MessageRelay:
                     ack=messages_pb2.AckRequest(mailbox=mailbox, message_ids=ids[start : start + step]),
                 )
                 if not self._send_item(hosts_pb2.HostItem(message_call=call)):
-                    self._pending_acks.setdefault(mailbox, []).extend(ids[start:])
+                    self._pending_acks.setdefault(mailbox, []).append(ids[start:])
                     break
 
     async def _call(self, caller: str, call: hosts_pb2.MessageCall, messages: int, size: int) -> hosts_pb2.MessageReply:

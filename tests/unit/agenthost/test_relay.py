@@ -212,3 +212,16 @@ async def test_an_ack_sends_up_each_upstream_id_once_and_no_local_one() -> None:
     relay.on_delivery(hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u3")]))
     (u3,) = await relay.receive("B", "", 10, 0, 30)
     assert relay.ack("B", "", [u3.id]) == 1 and relay.message_stats().acknowledged == 4
+
+
+async def test_an_id_acked_again_in_the_same_turn_goes_up_once() -> None:
+    relay, up = _relay()
+    await relay.receive("B", "", 10, 0, 30)
+    relay.on_delivery(hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u1"), _upstream("u2")]))
+    await relay.receive("B", "", 10, 0, 30)
+    assert relay.ack("B", "", ["u1", "u2"]) == 2
+    # The control plane pushed u1 again before that ack reached it: acked here, so acked again.
+    relay.on_delivery(hosts_pb2.MessageDelivery(mailbox="task:B", messages=[_upstream("u1")]))
+    await asyncio.sleep(0)
+    acks = [list(c.ack.message_ids) for c in up.calls() if c.WhichOneof("call") == "ack"]
+    assert acks == [["u1", "u2"]]

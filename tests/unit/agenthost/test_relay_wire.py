@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 
-from maos.agenthost._relay_wire import RelayedMessage, add_answer, read_delivery, receive_answer, wire_messages
+from maos.agenthost._relay_wire import RelayedMessage, add_answer, add_delivery, receive_answer, wire_messages
 from maos.controlplane.messaging import message_to_proto
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
-from maos.v1 import messages_pb2
+from maos.v1 import hosts_pb2, messages_pb2
 
 T0 = 1_700_000_000.123456
 
@@ -40,8 +40,12 @@ def _pushed(seq: int, delivery_count: int = 1, **fields: object) -> messages_pb2
 
 
 def relayed(msg: messages_pb2.Message, mailbox: str, seq: int) -> RelayedMessage:
-    (copy,), acked, _ = read_delivery([msg], mailbox, Mailbox(mailbox, 10), itertools.count(seq))
-    assert isinstance(copy, RelayedMessage) and acked == []
+    box = Mailbox(mailbox, 10)
+    added, acked, _ = add_delivery(
+        hosts_pb2.MessageDelivery(mailbox=mailbox, messages=[msg]), box, itertools.count(seq)
+    )
+    copy = box.get(msg.id)
+    assert added == 1 and acked == [] and isinstance(copy, RelayedMessage)
     return copy
 
 
@@ -93,15 +97,39 @@ def test_a_delivery_count_past_one_byte_is_framed_again() -> None:
         assert out.delivery_count == count and out.id == "id-7" and out.trace_context["traceparent"] == "y" * 200
 
 
-def test_a_delivery_is_read_once_for_new_messages_lost_acks_and_its_size() -> None:
+def test_a_delivery_adds_new_messages_and_names_lost_acks_and_its_size() -> None:
     mailbox = "topic:" + "p" * 150  # a name past one length byte
     box = Mailbox(mailbox, 10)
-    first, _, _ = read_delivery([_pushed(1), _pushed(2)], mailbox, box, itertools.count(1))
-    assert box.add_many(first) == 2
+    first = hosts_pb2.MessageDelivery(mailbox=mailbox, messages=[_pushed(1), _pushed(2)])
+    assert add_delivery(first, box, itertools.count(1)) == (2, [], first.ByteSize())
+    held = box.get("id-1")
     box.ack(["id-2"], T0)  # acknowledged here; its ack upstream then lost with the stream
-    delivery = messages_pb2.ReceiveResponse(
-        messages=[_pushed(1), _pushed(2), _pushed(3, trace_context={"t": "x" * 200})]
+    delivery = hosts_pb2.MessageDelivery(
+        mailbox=mailbox, messages=[_pushed(1), _pushed(2), _pushed(3, trace_context={"t": "x" * 200}), _pushed(2)]
     )
-    expected = len(mailbox) + 3 + delivery.ByteSize()  # the mailbox field (two length bytes), then the messages
-    fresh, lost_acks, size = read_delivery(delivery.messages, mailbox, box, itertools.count(10))
-    assert [m.id for m in fresh] == ["id-3"] and lost_acks == ["id-2"] and size == expected
+    added, lost_acks, size = add_delivery(delivery, box, itertools.count(10))
+    assert added == 1 and lost_acks == ["id-2"] and size == delivery.ByteSize()
+    assert box.get("id-1") is held and len(box) == 2  # the held copy stays as it is
+
+
+def test_a_first_hand_out_is_the_control_planes_bytes_and_a_redelivery_appends_its_count() -> None:
+    sent = [_pushed(i, trace_context={"traceparent": f"t{i}"}) for i in (1, 2)]
+    box = Mailbox("task:B", 10)
+    add_delivery(hosts_pb2.MessageDelivery(mailbox="task:B", messages=sent), box, itertools.count(1))
+    answer = receive_answer(box.take(T0, 10, 30).messages)
+    assert answer == messages_pb2.ReceiveResponse(messages=sent).SerializeToString()  # no field moved or rebuilt
+    box.requeue_expired(T0 + 31)
+    again = messages_pb2.ReceiveResponse.FromString(receive_answer(box.take(T0 + 31, 10, 30).messages))
+    assert [(m.id, m.delivery_count, m.trace_context["traceparent"]) for m in again.messages] == [
+        ("id-1", 2, "t1"),
+        ("id-2", 2, "t2"),
+    ]
+
+
+def test_each_message_of_a_delivery_keeps_its_own_expiry() -> None:
+    sent = [_pushed(1), _pushed(2, expires_at=T0 + 60), messages_pb2.Message(id="n", delivery_count=1), _pushed(3)]
+    delivery = hosts_pb2.MessageDelivery(mailbox="task:B", messages=sent)
+    box = Mailbox("task:B", 10)
+    add_delivery(delivery, box, itertools.count(1))
+    held = [box.get(message_id) for message_id in ("id-1", "id-2", "n", "id-3")]
+    assert [m.expires_at if m else None for m in held] == [T0 + 3600, T0 + 60, math.inf, T0 + 3600]
