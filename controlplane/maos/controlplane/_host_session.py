@@ -26,16 +26,20 @@ class HostSession:
     last_heartbeat: hosts_pb2.Heartbeat = field(default_factory=hosts_pb2.Heartbeat)
     sent: WireStats = field(default_factory=WireStats)
     received: WireStats = field(default_factory=WireStats)
-    _outbox: asyncio.Queue[hosts_pb2.ControlItem | object] = field(default_factory=lambda: asyncio.Queue(OUTBOX_SIZE))
+    # Items, or items already framed as elements of a ControlItems batch (`framed_item`'s bytes).
+    _outbox: asyncio.Queue[hosts_pb2.ControlItem | bytes | object] = field(
+        default_factory=lambda: asyncio.Queue(OUTBOX_SIZE)
+    )
     closed: bool = False
 
     @property
     def host_id(self) -> str:
         return self.register.host_id
 
-    def send(self, item: hosts_pb2.ControlItem) -> bool:
-        """Queue an item for the host; False when the host is not keeping up (it is then
-        disconnected and its leases expire like any lost host's)."""
+    def send(self, item: hosts_pb2.ControlItem | bytes) -> bool:
+        """Queue an item (or one framed already, as `framed_item` would) for the host; False
+        when the host is not keeping up (it is then disconnected and its leases expire like
+        any lost host's)."""
         if self.closed:
             return False
         try:
@@ -62,18 +66,23 @@ class HostSession:
             first = await self._outbox.get()
             if first is _CLOSE:
                 return
-            assert isinstance(first, hosts_pb2.ControlItem)
-            parts = [framed_item(first)]
+            parts = [_framed(first)]
             closing = False
             while len(parts) < MAX_ITEMS_PER_BATCH and not self._outbox.empty():
                 nxt = self._outbox.get_nowait()
                 if nxt is _CLOSE:
                     closing = True
                     break
-                assert isinstance(nxt, hosts_pb2.ControlItem)
-                parts.append(framed_item(nxt))
+                parts.append(_framed(nxt))
             envelope = encode_serialized(b"".join(parts), len(parts))
             self.sent.record(envelope)
             yield envelope
             if closing:
                 return
+
+
+def _framed(item: object) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    assert isinstance(item, hosts_pb2.ControlItem)
+    return framed_item(item)

@@ -48,8 +48,11 @@ async def test_a_relay_asking_more_in_flight_than_allowed_still_gets_its_mailbox
     assert s.messaging is not None
     items: list[hosts_pb2.ControlItem] = []
 
-    def send(item: hosts_pb2.ControlItem) -> bool:
-        items.append(item)
+    def send(item: hosts_pb2.ControlItem | bytes) -> bool:
+        # Deliveries come framed already (an element of a ControlItems batch).
+        items.append(
+            item if isinstance(item, hosts_pb2.ControlItem) else hosts_pb2.ControlItems.FromString(item).items[0]
+        )
         return True
 
     bridge = HostMessageBridge("h1", s.messaging, send)

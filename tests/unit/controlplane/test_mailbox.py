@@ -151,6 +151,46 @@ def test_stale_heap_entries_are_compacted() -> None:
     assert len(box._leases) <= 64 and len(box._ready) <= 64
 
 
+def test_lease_compaction_keeps_live_leases_of_a_deep_mailbox() -> None:
+    # Many queued, few in flight: compaction filters the lease entries and keeps every live one,
+    # so the leases still run out (and redeliver in order) after it.
+    box = Mailbox("task:A", max_queued=10_000)
+    for seq in range(1, 5001):
+        box.add(msg(seq))
+    kept: list[str] = []
+    for round_ in range(40):
+        batch = box.take(T0 + round_, 20, 1000).messages
+        kept.append(batch[-1].id)  # one of each take stays in flight
+        box.ack(ids(batch[:-1]), T0 + round_)
+    assert box.in_flight == 40 and box.queued == 5000 - 800
+    assert sum(len(leased) for _, _, leased in box._leases) <= 2 * 40 + 64
+    back = box.unlease([kept[0]])  # given back: its lease entry goes stale
+    assert back == 1
+    assert box.requeue_expired(T0 + 2000) == []
+    assert box.in_flight == 0 and box.stats.delivery_errors == 39
+    again = box.take(T0 + 2000, 40, 30).messages
+    assert ids(again) == kept  # back in line ahead of later messages, in seq order
+    assert all(m.delivery_count == 2 for m in again)
+
+
+def test_an_ack_longer_than_the_dedupe_window_remembers_its_newest_ids() -> None:
+    box = Mailbox("task:A", max_queued=100, dedupe_window=5)
+    for seq in range(1, 21):
+        box.add(msg(seq))
+    box.ack(ids(box.take(T0, 3, 30).messages), T0)  # m1..m3, then pushed out
+    box.ack(ids(box.take(T0, 8, 30).messages), T0)  # m4..m11: only the last 5 stay
+    assert [f"m{n}" for n in range(1, 21) if box.knows(f"m{n}") and box.get(f"m{n}") is None] == [
+        "m7",
+        "m8",
+        "m9",
+        "m10",
+        "m11",
+    ]
+    box.ack(["m12", "m12", "nope"], T0)  # a repeated or unknown id is skipped
+    assert not box.knows("m7") and box.knows("m8") and box.knows("m12")
+    assert box.add(msg(30, id="m4"))  # out of the window: accepted again
+
+
 def test_index_checks_every_target_and_the_byte_bound() -> None:
     index = MessageIndex(max_queued=2, max_total_bytes=1000, dedupe_window=10)
     a = index.mailbox("task:A", T0)

@@ -19,7 +19,8 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from maos.controlplane.messaging import Messaging, add_messages
+from maos.controlplane.messaging import Messaging, StoredMessage
+from maos.controlplane.messaging._wire import encoded_messages, varint
 from maos.errors import MaosError
 from maos.v1 import hosts_pb2
 
@@ -47,7 +48,7 @@ class HostMessageBridge:
         self,
         host_id: str,
         messaging: Messaging,
-        send: Callable[[hosts_pb2.ControlItem], bool],
+        send: Callable[[hosts_pb2.ControlItem | bytes], bool],
         task_on_agent: AgentLookup | None = None,
     ) -> None:
         self._host_id = host_id
@@ -124,11 +125,7 @@ class HostMessageBridge:
             key = f"{self._host_id}/{sub.caller_task_id}"
             async for batch in self._messaging.subscribe(key, sub.caller_task_id, mailbox, params):
                 for start in range(0, len(batch), DELIVERY_BATCH):
-                    item = hosts_pb2.ControlItem()
-                    delivery = item.message_delivery
-                    delivery.mailbox = mailbox
-                    add_messages(delivery.messages, batch[start : start + DELIVERY_BATCH])
-                    if not self._send(item):
+                    if not self._send(delivery_item(mailbox, batch[start : start + DELIVERY_BATCH])):
                         return  # the stream is gone; the leases run out and the messages come back
         except asyncio.CancelledError:
             raise
@@ -155,3 +152,13 @@ class HostMessageBridge:
             await self._messaging.release("", mailbox, ids)
         except MaosError as exc:
             log.info("host %s released messages of %s, which failed: %s", self._host_id, mailbox, exc.message)
+
+
+def delivery_item(mailbox: str, messages: list[StoredMessage]) -> bytes:
+    """`ControlItem(message_delivery=MessageDelivery(mailbox, messages))` as one framed element
+    of a ControlItems batch (what `HostSession.send` takes ready-made), encoded without a
+    protobuf object per message (`encoded_messages`)."""
+    name = mailbox.encode()
+    delivery = b"\x0a" + varint(len(name)) + name + encoded_messages(messages, 2)  # mailbox = 1, messages = 2
+    item = b"\x42" + varint(len(delivery)) + delivery  # ControlItem.message_delivery = 8
+    return b"\x0a" + varint(len(item)) + item  # ControlItems.items = 1

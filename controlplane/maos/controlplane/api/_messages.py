@@ -20,13 +20,13 @@ from maos.controlplane.messaging import (
     ReadParams,
     SendResult,
     StatsRow,
-    add_messages,
     message_to_proto,
     outgoing,
     read_params,
 )
 from maos.controlplane.messaging._checks import check_batch_items
 from maos.controlplane.messaging._names import check_token
+from maos.controlplane.messaging._wire import encoded_messages
 from maos.errors import InvalidArgument, NotFound
 from maos.v1 import common_pb2, messages_pb2, messages_pb2_grpc
 
@@ -81,20 +81,17 @@ class MessageRequests:
         messages = list(request.messages)  # each item's wrapper made once, for both passes
         if len(messages) > MAX_SEND_BATCH:
             raise InvalidArgument(f"a batch holds at most {MAX_SEND_BATCH} messages, got {len(messages)}; split it")
-        to_task_ids: list[str] = []
-        client_ids = False
-        for i, item in enumerate(messages):
-            if item.broadcast_root_id:
-                raise InvalidArgument(f"message {i}: a batch sends to task mailboxes only: broadcast with Send")
-            to_task_id = item.to_task_id
-            if not to_task_id:
-                raise InvalidArgument(f"message {i}: set to_task_id (the task whose mailbox receives it)")
-            to_task_ids.append(to_task_id)
-            client_ids = client_ids or bool(item.message_id)
+        # Each field read in a list comprehension of its own: fewer Python steps per message.
+        to_task_ids = [item.to_task_id for item in messages]
+        if not all(to_task_ids) or any([item.broadcast_root_id for item in messages]):
+            _check_addresses(messages)
+        client_ids = any([item.message_id for item in messages])
         # Addressing and room before the payloads: a full mailbox refuses the batch without
         # parsing every payload first (senders retry while their reader catches up).
         await self.messaging.check_batch(caller, to_task_ids, client_ids)
-        ids = await self.messaging.send_rows(caller, check_batch_items(self.config, messages, to_task_ids))
+        ids = await self.messaging.send_rows(
+            caller, check_batch_items(self.config, messages, to_task_ids, client_ids=client_ids)
+        )
         if response is None:
             response = messages_pb2.SendBatchResponse()
         response.MergeFromString(_batch_results(ids))
@@ -171,9 +168,8 @@ class MessageServicer(messages_pb2_grpc.MessageServiceServicer):
             limit=self._config.max_receive_batch,
         )
         messages = await self._messaging.receive(caller_task_id(context), request.mailbox, params)
-        response = messages_pb2.ReceiveResponse()
-        add_messages(response.messages, messages)
-        return response
+        # Encoded in one go and parsed in C: cheaper than building each message from Python.
+        return messages_pb2.ReceiveResponse.FromString(encoded_messages(messages, _RECEIVED_MESSAGES))
 
     async def Ack(self, request: messages_pb2.AckRequest, context: Ctx) -> messages_pb2.AckResponse:
         return await self._requests.ack(caller_task_id(context), request)
@@ -231,6 +227,15 @@ def stats_to_proto(row: StatsRow) -> messages_pb2.MailboxStats:
     )
 
 
+def _check_addresses(messages: list[messages_pb2.SendRequest]) -> None:
+    """Raise for the first message of a batch that is not addressed to one task."""
+    for i, item in enumerate(messages):
+        if item.broadcast_root_id:
+            raise InvalidArgument(f"message {i}: a batch sends to task mailboxes only: broadcast with Send")
+        if not item.to_task_id:
+            raise InvalidArgument(f"message {i}: set to_task_id (the task whose mailbox receives it)")
+
+
 def _batch_results(ids: list[str]) -> bytes:
     """A SendBatchResponse's encoding: one result of one id and one recipient per message.
     Made as bytes and parsed by protobuf in one call (rather than a result built per message):
@@ -256,6 +261,7 @@ def _result_head(length: int) -> bytes:
     return head
 
 
+_RECEIVED_MESSAGES = messages_pb2.ReceiveResponse.MESSAGES_FIELD_NUMBER
 _RESULT_TAIL = messages_pb2.SendResponse(recipients=1).SerializeToString()
 _RESULT_HEADS: dict[int, bytes] = {}
 

@@ -127,14 +127,19 @@ message_id, trace_context), as `check_outgoing` would make it (a tuple: no objec
 
 
 def check_batch_items(
-    config: MessagingConfig, items: Sequence[messages_pb2.SendRequest], to_task_ids: Sequence[str]
+    config: MessagingConfig,
+    items: Sequence[messages_pb2.SendRequest],
+    to_task_ids: Sequence[str],
+    *,
+    client_ids: bool = True,
 ) -> list[BatchRow]:
     """`check_batch_item` for every item of a SendBatch, addressed to `to_task_ids`.
 
     The common batch repeats one priority, content type and TTL, with no client id and no
     trace context: such an item is checked here with what differs per item (size, JSON).
     Any other item, and any that fails, goes through `check_batch_item`, so results and
-    errors (naming the failing index) are exactly its own.
+    errors (naming the failing index) are exactly its own. `client_ids=False`: the caller
+    saw that no item carries a message id, so it is not read again.
     """
     max_bytes = config.max_payload_bytes
     rows: list[BatchRow] = []
@@ -152,7 +157,7 @@ def check_batch_items(
             and payload.content_type == last_type
             and item.ttl_seconds == last_ttl
             and len(data) <= max_bytes
-            and not item.message_id
+            and not (client_ids and item.message_id)
             and not item.trace_context
         ):
             if not json or not data:

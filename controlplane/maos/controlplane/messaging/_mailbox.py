@@ -10,10 +10,11 @@ and by `expire()`, and returned so the caller deletes them from the store.
 
 Ready messages wait in one lane per priority: a FIFO of entries that came in
 seq order (new messages: O(1) in and out) and a heap of those that did not
-(a redelivery, which goes back ahead of later messages). Leases are a heap.
-Both use lazy deletion: an entry is valid only while it matches the message
-(same seq, not leased / same lease deadline); they are rebuilt when stale
-entries outnumber live ones, so memory stays proportional to what the
+(a redelivery, which goes back ahead of later messages). Leases are a heap
+with one entry per take (its deadline and the ids it leased). Both use lazy
+deletion: an entry (an id of a lease entry) is valid only while it matches the
+message (same seq, not leased / same lease deadline); they are rebuilt when
+stale entries outnumber live ones, so memory stays proportional to what the
 mailbox holds.
 """
 
@@ -153,6 +154,7 @@ class Mailbox:
     __slots__ = (
         "_earliest_expiry",
         "_in_flight",
+        "_lease_ids",
         "_leases",
         "_messages",
         "_ready",
@@ -178,7 +180,9 @@ class Mailbox:
         self.last_active = now
         self._messages: dict[str, StoredMessage] = {}
         self._ready = _Ready()
-        self._leases: list[tuple[float, int, str]] = []  # (lease_until, seq, id)
+        # One entry per take: (lease_until, first seq, ids leased until then); the seq breaks ties.
+        self._leases: list[tuple[float, int, list[str]]] = []
+        self._lease_ids = 0  # ids in _leases, stale ones included
         self._in_flight = 0
         self._reserved = 0
         self._recent: OrderedDict[str, None] = OrderedDict()  # acked/expired ids, newest last
@@ -256,20 +260,33 @@ class Mailbox:
         messages, recent, ready, stats = self._messages, self._recent, self._ready, self.stats
         added = size = 0
         earliest = self._earliest_expiry
-        priority, lane = None, None  # the lane of the last message's priority (a batch shares one)
+        # The lane of the last message's priority (a batch shares one), and the seq at its FIFO's
+        # tail: a copy numbered after it is appended here (`_Lane.push` inlined), others go
+        # through `push`.
+        priority: int | None = None
+        lane = _Lane()
+        append = lane.fifo.append
+        tail: float = -math.inf
         for msg in msgs:
             message_id = msg.id
             if message_id in messages or message_id in recent:
                 continue
             messages[message_id] = msg
-            data_size = len(msg.data)
-            size += data_size
+            size += len(msg.data)
             added += 1
             msg.lease_until = 0.0
-            if msg.priority != priority or lane is None:
+            if msg.priority != priority:
                 priority = msg.priority
                 lane = ready.lane(priority)
-            lane.push(msg.seq, message_id)
+                append = lane.fifo.append
+                tail = lane.fifo[-1][0] if lane.fifo else -math.inf
+            seq = msg.seq
+            if seq > tail:
+                append((seq, message_id))
+                tail = seq
+            else:
+                lane.push(seq, message_id)
+                tail = lane.fifo[-1][0] if lane.fifo else -math.inf
             if msg.expires_at < earliest:
                 earliest = msg.expires_at
         self._earliest_expiry = earliest
@@ -283,14 +300,14 @@ class Mailbox:
         """Lease up to `limit` ready messages in (priority, seq) order for `lease_seconds`."""
         taken = Taken(dropped=self.requeue_expired(now))
         out = taken.messages
-        messages, leases = self._messages, self._leases
-        heappush = heapq.heappush
+        messages = self._messages
         lease_until = now + lease_seconds
         redelivered = 0
+        room = limit  # limit - len(out), kept as a count: one step less per message
         for lane in self._ready.order:
             fifo, late = lane.fifo, lane.late
             popleft = fifo.popleft
-            while len(out) < limit:
+            while room > 0:
                 if late:
                     entry = lane.pop()
                     if entry is None:
@@ -309,14 +326,17 @@ class Mailbox:
                     continue
                 count = msg.delivery_count = msg.delivery_count + 1
                 msg.lease_until = lease_until
-                heappush(leases, (lease_until, seq, message_id))
                 if count > 1:
                     redelivered += 1
                 out.append(msg)
-            if len(out) >= limit:
+                room -= 1
+            if room <= 0:
                 break
         if out:
-            # Counted once per take, not per message.
+            # One lease entry and the counters once per take, not per message.
+            leased = [msg.id for msg in out]
+            heapq.heappush(self._leases, (lease_until, out[0].seq, leased))
+            self._lease_ids += len(leased)
             self._in_flight += len(out)
             stats = self.stats
             stats.delivered += len(out) - redelivered
@@ -328,20 +348,22 @@ class Mailbox:
     def requeue_expired(self, now: float) -> list[StoredMessage]:
         """Put messages whose lease ran out back in line; returns those whose TTL passed meanwhile."""
         dropped: list[StoredMessage] = []
-        leases = self._leases
+        leases, messages = self._leases, self._messages
         while leases and leases[0][0] <= now:
-            lease_until, seq, message_id = heapq.heappop(leases)
-            msg = self._messages.get(message_id)
-            if msg is None or msg.lease_until != lease_until:
-                continue  # acknowledged, or leased again since
-            msg.lease_until = 0.0
-            self._in_flight -= 1
-            self.stats.delivery_errors += 1
-            if msg.expires_at <= now:
-                self._drop(msg, expired=True)
-                dropped.append(msg)
-            else:
-                self._ready.push(msg.priority, seq, message_id)
+            lease_until, _, leased = heapq.heappop(leases)
+            self._lease_ids -= len(leased)
+            for message_id in leased:
+                msg = messages.get(message_id)
+                if msg is None or msg.lease_until != lease_until:
+                    continue  # acknowledged, or leased again since
+                msg.lease_until = 0.0
+                self._in_flight -= 1
+                self.stats.delivery_errors += 1
+                if msg.expires_at <= now:
+                    self._drop(msg, expired=True)
+                    dropped.append(msg)
+                else:
+                    self._ready.push(msg.priority, msg.seq, message_id)
         return dropped
 
     def unlease(self, ids: list[str]) -> int:
@@ -362,7 +384,7 @@ class Mailbox:
         """Remove the held messages among `ids` (leased or not); returns those removed."""
         # `_drop` inlined: acks come by the thousand, and this is their per-message cost.
         removed: list[StoredMessage] = []
-        messages, recent, window = self._messages, self._recent, self.dedupe_window
+        messages = self._messages
         size = in_flight = 0
         for message_id in ids:
             msg = messages.pop(message_id, None)
@@ -372,13 +394,10 @@ class Mailbox:
             if msg.lease_until:
                 in_flight += 1
                 msg.lease_until = 0.0
-            if window:
-                recent[message_id] = None
             removed.append(msg)
         if removed:
-            if window:
-                while len(recent) > window:
-                    recent.popitem(last=False)
+            if self.dedupe_window:
+                self._remember([msg.id for msg in removed])
             self.bytes -= size
             self._usage.bytes -= size
             self._in_flight -= in_flight
@@ -408,6 +427,7 @@ class Mailbox:
         self._messages.clear()
         self._ready.clear()
         self._leases.clear()
+        self._lease_ids = 0
         self._in_flight = 0
         self._usage.bytes -= self.bytes
         self.bytes = 0
@@ -430,11 +450,47 @@ class Mailbox:
             if len(self._recent) > self.dedupe_window:
                 self._recent.popitem(last=False)
 
+    def _remember(self, ids: list[str]) -> None:
+        """Add removed ids (none of them known yet) to the recent ones, keeping the newest
+        `dedupe_window`. A batch at least that long replaces them all at once."""
+        window = self.dedupe_window
+        if len(ids) >= window:
+            self._recent = OrderedDict.fromkeys(ids[len(ids) - window :])
+            return
+        recent = self._recent
+        for message_id in ids:
+            recent[message_id] = None
+        while len(recent) > window:
+            recent.popitem(last=False)
+
     def _compact(self) -> None:
-        # Lazy deletion leaves stale heap entries; rebuild once they dominate.
-        if len(self._leases) > 64 and len(self._leases) > 2 * self._in_flight:
-            self._leases = [(m.lease_until, m.seq, m.id) for m in self._messages.values() if m.lease_until]
-            heapq.heapify(self._leases)
+        # Lazy deletion leaves stale lease ids; rebuild once they dominate, from the heap itself
+        # (O(leases), not O(mailbox): a deep mailbox with few in flight stays cheap).
+        if self._lease_ids > 64 and self._lease_ids > 2 * self._in_flight:
+            if self._in_flight:
+                self._leases, self._lease_ids = _live_leases(self._leases, self._messages)
+            else:
+                self._leases.clear()
+                self._lease_ids = 0
         queued = self.queued
         if len(self._ready) > 64 and len(self._ready) > 2 * queued:
             self._ready.rebuild([(m.priority, m.seq, m.id) for m in self._messages.values() if not m.lease_until])
+
+
+def _live_leases(
+    leases: list[tuple[float, int, list[str]]], messages: dict[str, StoredMessage]
+) -> tuple[list[tuple[float, int, list[str]]], int]:
+    """The lease heap without its stale ids (acknowledged, given back or leased again since),
+    and how many ids it keeps."""
+    live: list[tuple[float, int, list[str]]] = []
+    count = 0
+    held = messages.keys()
+    for lease_until, first, leased in leases:
+        if held.isdisjoint(leased):
+            continue  # every message of that take acknowledged (the usual case), checked in C
+        kept = [i for i in leased if (m := messages.get(i)) is not None and m.lease_until == lease_until]
+        if kept:
+            live.append((lease_until, first, kept))
+            count += len(kept)
+    heapq.heapify(live)
+    return live, count
