@@ -25,19 +25,21 @@ from maos.testing import Daemon, start_agenthost, start_controlplane, wait_for_h
 from maos.v1 import common_pb2, tasks_pb2
 
 from tests.integration.conftest import TEST_AGENTS
-from tests.integration.store.pg import POSTGRES_URL, fresh_schema, fresh_schema_sync
+from tests.integration.store.pg import (
+    PG_HOST,
+    PG_PORT,
+    POSTGRES_URL,
+    fresh_schema,
+    fresh_schema_sync,
+    pg_proxy,
+    proxied_url,
+)
 from tests.support.api import RawApi
 from tests.support.tcp_proxy import BackgroundProxy, TcpProxy
 
 COMPLETED = common_pb2.TASK_STATUS_COMPLETED
 CUT_SECONDS = 5.0
 _PG = urlsplit(POSTGRES_URL)
-
-
-def _through(port: int, schema: str) -> str:
-    """The test database's URL with the proxy's port in place of PostgreSQL's."""
-    user = f"{_PG.username}@" if _PG.username else ""
-    return f"postgresql://{user}127.0.0.1:{port}{_PG.path}?schema={schema}"
 
 
 def _where(port: int) -> str:
@@ -63,10 +65,8 @@ async def _count(schema: str, task_ids: list[str]) -> dict[str, int]:
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(_PG.hostname or "127.0.0.1", _PG.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with pg_proxy() as proxy:
+        yield proxy
 
 
 OPTIONS = PostgresOptions(pool_size=2, max_overflow=0, connect_timeout_seconds=2, acquire_timeout_seconds=2)
@@ -74,7 +74,7 @@ OPTIONS = PostgresOptions(pool_size=2, max_overflow=0, connect_timeout_seconds=2
 
 async def test_reads_during_a_cut_fail_at_once_with_unavailable_naming_the_database(proxy: TcpProxy) -> None:
     async with fresh_schema() as schema:
-        store = PostgresStore(_through(proxy.port, schema), OPTIONS)
+        store = PostgresStore(proxied_url(proxy.port, schema), OPTIONS)
         await store.open()
         try:
             assert await store.counts_by_status()
@@ -95,7 +95,7 @@ async def test_reads_during_a_cut_fail_at_once_with_unavailable_naming_the_datab
 
 async def test_writes_handed_over_during_a_cut_are_kept_and_committed_in_order_after_it(proxy: TcpProxy) -> None:
     async with fresh_schema() as schema:
-        store = PostgresStore(_through(proxy.port, schema), OPTIONS)
+        store = PostgresStore(proxied_url(proxy.port, schema), OPTIONS)
         await store.open()
         try:
             await store.write(_batch("before"))
@@ -135,7 +135,7 @@ async def test_a_replayed_group_that_had_committed_adds_nothing() -> None:
 async def test_writes_fail_with_unavailable_past_the_outage_limit_and_the_owner_is_told(proxy: TcpProxy) -> None:
     async with fresh_schema() as schema:
         options = PostgresOptions(pool_size=1, max_overflow=0, connect_timeout_seconds=1, outage_limit_seconds=1.0)
-        store = PostgresStore(_through(proxy.port, schema), options)
+        store = PostgresStore(proxied_url(proxy.port, schema), options)
         await store.open()
         told: list[str] = []
         store.fence(0, told.append)  # a fresh schema's leadership epoch
@@ -179,8 +179,8 @@ def _call(what: str, api: RawApi, task_id: str, deadline_seconds: float) -> tupl
 @pytest.mark.slow
 def test_cut_the_control_plane_from_postgresql_for_5s_and_it_recovers_by_itself(tmp_path: Path) -> None:
     daemons: list[Daemon] = []
-    with fresh_schema_sync() as schema, BackgroundProxy(_PG.hostname or "127.0.0.1", _PG.port or 5432) as proxy:
-        args = ["--store", _through(proxy.port, schema), "--store-pool-size", "2", "--heartbeat-interval", "0.5"]
+    with fresh_schema_sync() as schema, BackgroundProxy(PG_HOST, PG_PORT) as proxy:
+        args = ["--store", proxied_url(proxy.port, schema), "--store-pool-size", "2", "--heartbeat-interval", "0.5"]
         try:
             cp = start_controlplane(tmp_path / "cp", agents=TEST_AGENTS, extra=args)
             daemons.append(cp)
@@ -249,8 +249,8 @@ def test_a_control_plane_cut_off_past_its_outage_limit_exits_1_and_a_restart_fin
     tmp_path: Path,
 ) -> None:
     daemons: list[Daemon] = []
-    with fresh_schema_sync() as schema, BackgroundProxy(_PG.hostname or "127.0.0.1", _PG.port or 5432) as proxy:
-        args = ["--store", _through(proxy.port, schema), "--store-pool-size", "1", "--store-outage-limit", "2"]
+    with fresh_schema_sync() as schema, BackgroundProxy(PG_HOST, PG_PORT) as proxy:
+        args = ["--store", proxied_url(proxy.port, schema), "--store-pool-size", "1", "--store-outage-limit", "2"]
         try:
             cp = start_controlplane(tmp_path / "cp", extra=args)
             daemons.append(cp)
@@ -278,11 +278,11 @@ def test_cut_the_leader_from_postgresql_and_its_standby_takes_over_while_it_stop
     """With a standby that can still reach PostgreSQL, the cut leader does not come back: the standby
     takes the lock (bumping the epoch), and the old leader, on reconnecting, sees that and exits 1."""
     daemons: list[Daemon] = []
-    with fresh_schema_sync() as schema, BackgroundProxy(_PG.hostname or "127.0.0.1", _PG.port or 5432) as proxy:
+    with fresh_schema_sync() as schema, BackgroundProxy(PG_HOST, PG_PORT) as proxy:
         common = ["--store-pool-size", "2", "--heartbeat-interval", "0.5"]
         try:
             first = start_controlplane(
-                tmp_path / "cp1", agents=TEST_AGENTS, extra=["--store", _through(proxy.port, schema), *common]
+                tmp_path / "cp1", agents=TEST_AGENTS, extra=["--store", proxied_url(proxy.port, schema), *common]
             )
             daemons.append(first)
             second = start_controlplane(
@@ -340,7 +340,7 @@ async def test_messages_sent_during_a_cut_are_kept_and_committed_after_it(proxy:
         return StoredMessage(seq, "task:T", f"m{seq}", "S", "task:T", "", 3, b"1", "application/json", now, now + 60)
 
     async with fresh_schema() as schema:
-        store = PostgresStore(_through(proxy.port, schema), OPTIONS)
+        store = PostgresStore(proxied_url(proxy.port, schema), OPTIONS)
         await store.open()
         messages = PostgresMessageStore(store)
         await messages.open()

@@ -13,6 +13,7 @@ from maos.client._messages_client import AsyncMessagesClient
 from maos.controlplane.api._errors import ErrorMappingInterceptor
 from maos.controlplane.api._messages import add_message_service
 from maos.controlplane.messaging import Messaging, MessagingConfig, TaskInfo, open_messaging
+from maos.controlplane.messaging._mailbox import StoredMessage
 
 
 @dataclass
@@ -98,3 +99,24 @@ if __name__ == "__main__":
     import sys
 
     asyncio.run(_serve(Path(sys.argv[1]), sys.argv[2:]))
+
+
+def stored_message(seq: int, **fields: object) -> StoredMessage:
+    """A copy in task:B's mailbox, from A, of JSON {"n": seq}, sent at `sent_at` (default
+    1_700_000_000.0) and expiring an hour later; `fields` override any of that."""
+    sent_at = float(fields.get("sent_at", 1_700_000_000.0))  # type: ignore[arg-type]
+    base: dict[str, object] = {
+        "seq": seq,
+        "mailbox": "task:B",
+        "id": f"id-{seq}",
+        "sender": "A",
+        "recipient": "task:B",
+        "topic": "",
+        "priority": 2,
+        "data": b'{"n": %d}' % seq,
+        "content_type": "application/json",
+        "sent_at": sent_at,
+        "expires_at": sent_at + 3600,
+    }
+    base.update(fields)
+    return StoredMessage(**base)  # type: ignore[arg-type]

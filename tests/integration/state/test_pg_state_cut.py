@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -17,32 +16,24 @@ from maos.controlplane.state._postgres import _Write
 from maos.controlplane.store import PostgresOptions, PostgresStore
 from maos.errors import Unavailable
 
-from tests.integration.store.pg import POSTGRES_URL, fresh_schema, schema_url
+from tests.integration.store.pg import fresh_schema, pg_proxy, proxied_url, schema_url
 from tests.support.tcp_proxy import TcpProxy
 
 NS = "tree:01TESTROOT"
-_PG = urlsplit(POSTGRES_URL)
 OPTIONS = PostgresOptions(pool_size=2, max_overflow=0, connect_timeout_seconds=2, acquire_timeout_seconds=2)
 
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(_PG.hostname or "127.0.0.1", _PG.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
-
-
-def _through(port: int, schema: str) -> str:
-    user = f"{_PG.username}@" if _PG.username else ""
-    return f"postgresql://{user}127.0.0.1:{port}{_PG.path}?schema={schema}"
+    async with pg_proxy() as proxy:
+        yield proxy
 
 
 async def test_a_write_in_flight_during_a_cut_commits_once_after_it_and_new_ones_are_refused(
     proxy: TcpProxy,
 ) -> None:
     async with fresh_schema() as schema:
-        store = PostgresStore(_through(proxy.port, schema), OPTIONS)
+        store = PostgresStore(proxied_url(proxy.port, schema), OPTIONS)
         await store.open()
         state = PostgresStateBackend(store)
         await state.open()

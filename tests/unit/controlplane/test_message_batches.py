@@ -28,8 +28,9 @@ from maos.controlplane.messaging._checks import check_batch_items
 from maos.controlplane.messaging._mailbox import Mailbox
 from maos.errors import InvalidArgument, NotFound, ResourceExhausted
 from maos.v1 import common_pb2, hosts_pb2, messages_pb2
-from maos.wire import decode_envelope
-from maos.wire._envelope import framed_item
+from maos.wire import decode_envelope, framed_item
+
+from tests.support.messaging import stored_message
 
 CONFIG = MessagingConfig(max_payload_bytes=64, max_queued=100)
 T0 = 1_700_000_000.25
@@ -123,21 +124,7 @@ def test_the_batch_answer_is_encoded_as_protobuf_encodes_it(length: int) -> None
 
 
 def _copy(seq: int, **fields: object) -> StoredMessage:
-    base: dict[str, object] = {
-        "seq": seq,
-        "mailbox": "task:B",
-        "id": f"id-{seq}",
-        "sender": "A",
-        "recipient": "task:B",
-        "topic": "",
-        "priority": 2,
-        "data": b'{"n": %d}' % seq,
-        "content_type": "application/json",
-        "sent_at": T0,
-        "expires_at": T0 + 3600,
-    }
-    base.update(fields)
-    return StoredMessage(**base)  # type: ignore[arg-type]
+    return stored_message(seq, **{"sent_at": T0, **fields})
 
 
 def test_delivered_runs_of_one_send_are_built_as_message_to_proto_builds_each() -> None:

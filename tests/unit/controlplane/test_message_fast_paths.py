@@ -11,25 +11,13 @@ from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.controlplane.messaging._store_batches import BatchIndex, create_tables, scan
 from maos.v1 import hosts_pb2
 
+from tests.support.messaging import stored_message
+
 T0 = 1_700_000_000.123456
 
 
 def _copy(seq: int, **fields: object) -> StoredMessage:
-    base: dict[str, object] = {
-        "seq": seq,
-        "mailbox": "task:B",
-        "id": f"id-{seq}",
-        "sender": "A",
-        "recipient": "task:B",
-        "topic": "",
-        "priority": 2,
-        "data": b'{"n": %d}' % seq,
-        "content_type": "application/json",
-        "sent_at": T0 + seq * 0.001,
-        "expires_at": T0 + 3600,
-    }
-    base.update(fields)
-    return StoredMessage(**base)  # type: ignore[arg-type]
+    return stored_message(seq, **{"sent_at": T0 + seq * 0.001, "expires_at": T0 + 3600, **fields})
 
 
 def test_add_messages_builds_what_message_to_proto_builds() -> None:

@@ -25,6 +25,21 @@ import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+# What a store keeps of a StoredMessage, in its field order (the rest lives in memory only).
+STORED_FIELDS = (
+    "seq",
+    "mailbox",
+    "id",
+    "sender",
+    "recipient",
+    "topic",
+    "priority",
+    "data",
+    "content_type",
+    "sent_at",
+    "expires_at",
+)
+
 
 @dataclass(slots=True, eq=False)
 class StoredMessage:

@@ -33,26 +33,14 @@ from maos.controlplane.store._pg_writer import AsyncGroupWriter
 from maos.controlplane.store._postgres import StoreUnreachable
 from maos.errors import Unavailable
 
-from ._mailbox import StoredMessage
+from ._mailbox import STORED_FIELDS, StoredMessage
 from ._store import Loaded
 
 # Processed rows stay this long before a commit deletes them (in bulk, off the ack's path).
 PURGE_AFTER_SECONDS = 60.0
 _PURGE_LIMIT = 50_000  # rows one purge deletes at most, so no commit grows unbounded
 
-_COLUMNS = (
-    "seq",
-    "mailbox",
-    "id",
-    "sender",
-    "recipient",
-    "topic",
-    "priority",
-    "data",
-    "content_type",
-    "sent_at",
-    "expires_at",
-)
+_COLUMNS = STORED_FIELDS
 _TYPES = ("int8", "text", "text", "text", "text", "text", "int4", "bytea", "text", "float8", "float8")
 _REPLACED = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c not in ("mailbox", "id"))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM messages WHERE NOT processed ORDER BY seq"

@@ -24,21 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._mailbox import StoredMessage
+from ._mailbox import STORED_FIELDS, StoredMessage
 
-COLUMNS = (
-    "seq",
-    "mailbox",
-    "id",
-    "sender",
-    "recipient",
-    "topic",
-    "priority",
-    "data",
-    "content_type",
-    "sent_at",
-    "expires_at",
-)
+COLUMNS = STORED_FIELDS
 _ROW = operator.attrgetter(*COLUMNS)
 _SEQ = operator.attrgetter("seq")
 
