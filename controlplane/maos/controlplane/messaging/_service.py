@@ -272,30 +272,6 @@ class Messaging:
         seqs in row order. Nothing is reserved or committed here."""
         ids = self._ids.new_many(len(rows))
         seq = self._seq
-        if len(recipients) == 1:  # the usual batch: one mailbox, no name to look up per row
-            name = TASK_PREFIX + next(iter(recipients))
-            copies = [
-                StoredMessage(
-                    copy_seq,
-                    name,
-                    message_id,
-                    sender,
-                    name,
-                    "",
-                    priority,
-                    data,
-                    content_type,
-                    now,
-                    now + ttl,
-                    0,
-                    0.0,
-                    trace_context,
-                )
-                for copy_seq, (_, priority, data, content_type, ttl, _, _), message_id in zip(
-                    range(seq + 1, seq + 1 + len(rows)), rows, ids, strict=True
-                )
-            ]
-            return ids, copies
         names = {to_task_id: TASK_PREFIX + to_task_id for to_task_id in recipients}
         copies = [
             StoredMessage(
