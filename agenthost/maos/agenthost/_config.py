@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maos.client._endpoints import parse_endpoints
+from maos.controlplane.messaging import MessagingConfig, add_messaging_arguments, messaging_config
 from maos.errors import InvalidArgument
 from maos.tracing import OFF, TRACING_ENV, TracingSpec, parse_spec, spec_from_env
 
@@ -62,6 +63,8 @@ class AgentHostConfig:
                                  $MAOS_TRACING)
     local_message_delivery       deliver messages between this host's agents of one tree on the
                                  host, without a round trip to the control plane
+    messaging                    the bounds of those local deliveries (mailbox size, default
+                                 TTL, payload sizes): give hosts the control plane's values
     """
 
     controlplane: str = field(default_factory=default_endpoint)
@@ -80,6 +83,7 @@ class AgentHostConfig:
     outbox_size: int = 65536
     tracing: TracingSpec = OFF
     local_message_delivery: bool = True
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
 
     def __post_init__(self) -> None:
         parse_endpoints(self.controlplane)  # HOST:PORT, or several comma-separated (active/standby)
@@ -142,6 +146,7 @@ def build_arg_parser(prog: str = "python -m maos.agenthost") -> argparse.Argumen
         action="store_true",
         help="send every message through the control plane, even between agents on this host",
     )
+    add_messaging_arguments(p)
     return p
 
 
@@ -160,4 +165,5 @@ def config_from_args(argv: Sequence[str] | None = None) -> AgentHostConfig:
         python_path=tuple(p for entry in ns.python_path for p in entry.split(os.pathsep) if p),
         tracing=parse_spec(ns.tracing) if ns.tracing is not None else spec_from_env(),
         local_message_delivery=not ns.no_local_messages,
+        messaging=messaging_config(ns),
     )

@@ -100,7 +100,9 @@ class AgentHost:
         self._hostname = socket.gethostname()
         self._traces: AssignmentSpans | None = None  # a span per assignment when tracing is on
         self.relay = MessageRelay(
-            RelayConfig(local_delivery=config.local_message_delivery), self._send_up, lambda: self.connected
+            RelayConfig(local_delivery=config.local_message_delivery, limits=config.messaging),
+            self._send_up,
+            lambda: self.connected,
         )
         self._relay_server: RelayServer | None = None
 

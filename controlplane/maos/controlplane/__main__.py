@@ -21,6 +21,7 @@ from ._runtime import RuntimeSettings
 from ._server import ControlPlane
 from .checkpoints._cli import add_checkpoint_arguments, checkpoint_config
 from .core import CoreLimits
+from .messaging import add_messaging_arguments, messaging_config
 from .store import PostgresOptions
 
 log = logging.getLogger("maos.controlplane")
@@ -69,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     )
     _add_store_arguments(parser)
     add_checkpoint_arguments(parser)
+    add_messaging_arguments(parser)
     parser.add_argument(
         "--tracing",
         default=os.environ.get(TRACING_ENV, "off"),
@@ -107,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
         ),
         tracing=parse_spec(args.tracing),
         checkpoints=checkpoint_config(args),
+        messaging=messaging_config(args),
         metrics_listen=args.metrics_listen,
         metrics_interval_seconds=args.metrics_interval,
         runtime=RuntimeSettings(

@@ -11,6 +11,7 @@ from maos.tracing import OFF, TracingSpec
 from ._runtime import RuntimeSettings
 from ._validation import InputLimits
 from .checkpoints import CheckpointConfig
+from .messaging import MessagingConfig
 from .store import PostgresOptions, is_postgres_url, parse_postgres_url
 
 DEFAULT_LISTEN = "127.0.0.1:7700"
@@ -40,6 +41,8 @@ class ControlPlaneConfig:
     input_limits: InputLimits = field(default_factory=InputLimits)
     # Where checkpoints go (default <data dir>/checkpoints), their upload knobs, a restore at start-up.
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Mailbox bounds, default TTL, payload limits (sqlite_synchronous is taken from the field above).
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
     # Spans of RPCs and task lives (maos.tracing); applied process-wide when the control plane is built.
     tracing: TracingSpec = OFF
     # The performance monitor samples every interval; "" = no Prometheus endpoint, else HOST:PORT for GET /metrics.

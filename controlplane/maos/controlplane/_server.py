@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -53,7 +54,6 @@ from .checkpoints import AutoCheckpoints, CheckpointManager, Progress, Sources, 
 from .fanout import DEFAULT_CHANNEL_PREFIX, RedisFanout
 from .messaging import (
     Messaging,
-    MessagingConfig,
     PostgresMessageStore,
     RuntimeTaskDirectory,
     StatsRow,
@@ -139,7 +139,7 @@ class ControlPlane:
         self.messaging = await open_messaging(
             self.config.database_path,
             RuntimeTaskDirectory(self.runtime.orch.tasks, self.runtime.store.get_tasks),
-            MessagingConfig(sqlite_synchronous=self.config.sqlite_synchronous),
+            dataclasses.replace(self.config.messaging, sqlite_synchronous=self.config.sqlite_synchronous),
             postgres=pg,
             load=pg is None,
         )

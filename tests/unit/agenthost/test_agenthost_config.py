@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from maos.agenthost import AgentHostConfig
 from maos.agenthost._config import build_arg_parser, config_from_args
+from maos.controlplane.messaging import MessagingConfig
 from maos.errors import InvalidArgument
 
 
@@ -85,3 +86,13 @@ def test_parser_documents_every_option() -> None:
     text = build_arg_parser().format_help()
     for option in ("--controlplane", "--workers", "--agents", "--host-id", "--kill-grace", "--log-level"):
         assert option in text
+
+
+def test_the_relays_messaging_bounds_come_from_the_same_flags_as_the_control_planes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAOS_MESSAGE_TTL", "120")
+    config = config_from_args(["--mailbox-size", "50", "--message-max-bytes", "64KiB"])
+    assert config.messaging == MessagingConfig(max_queued=50, default_ttl_seconds=120.0, max_payload_bytes=65536)
+    with pytest.raises(InvalidArgument, match="--mailbox-size must be at least 1"):
+        config_from_args(["--mailbox-size", "0"])

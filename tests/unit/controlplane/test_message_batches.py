@@ -18,6 +18,7 @@ from maos.controlplane.messaging import (
     Loaded,
     Messaging,
     MessagingConfig,
+    ReadParams,
     StoredMessage,
     TaskInfo,
     add_messages,
@@ -336,3 +337,37 @@ async def test_host_session_envelopes_carry_what_a_batch_message_of_the_items_ca
     assert decoded[0] == hosts_pb2.ControlItems(items=items)
     assert envelopes[0].item_count == len(items) and session.sent.items == len(items)
     assert framed_item(items[1]) == hosts_pb2.ControlItems(items=[items[1]]).SerializeToString()
+
+
+async def test_a_subscriber_stream_holds_no_more_than_max_in_flight_bytes_of_large_messages() -> None:
+    """The push credit is the stream's count bound, and at most max_in_flight_bytes at the
+    mailbox's mean payload size: a host relay asking for 5,000 in flight must not be handed
+    5,000 payloads of a megabyte."""
+    config = MessagingConfig(max_queued=100, max_payload_bytes=2048, max_in_flight_bytes=10_000)
+    messaging = Messaging(_Store(), _Tasks(), config)  # type: ignore[arg-type]
+    await messaging.open()
+    requests = MessageRequests(messaging)
+    big = b'"' + b"x" * 998 + b'"'  # 1,000 bytes of JSON
+    small = messages_pb2.SendBatchRequest(
+        messages=[messages_pb2.SendRequest(to_task_id="C", payload=common_pb2.Payload(data=b"1")) for _ in range(30)]
+    )
+    try:
+        await requests.send_batch(
+            "A",
+            messages_pb2.SendBatchRequest(
+                messages=[messages_pb2.SendRequest(to_task_id="B", payload=common_pb2.Payload(data=big))] * 30
+            ),
+        )
+        await requests.send_batch("A", small)
+        params = ReadParams(max_messages=1000, wait_seconds=0, lease_seconds=30)
+        stream = messaging.subscribe("host-1/B", "B", "", params)
+        first = await anext(stream)
+        assert len(first) == 10  # 10,000 bytes at 1,000 a message
+        await messaging.ack("B", "", [m.id for m in first[:4]])
+        assert len(await anext(stream)) == 4  # room for as many as were acknowledged
+        await stream.aclose()
+        tiny = messaging.subscribe("host-1/C", "C", "", params)
+        assert len(await anext(tiny)) == 30  # small payloads: the count bound alone
+        await tiny.aclose()
+    finally:
+        await messaging.close()

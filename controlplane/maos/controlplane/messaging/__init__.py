@@ -13,6 +13,8 @@ from ._checks import check_batch_item as check_batch_item
 from ._checks import check_outgoing as check_outgoing
 from ._checks import outgoing as outgoing
 from ._checks import read_params as read_params
+from ._cli import add_messaging_arguments as add_messaging_arguments
+from ._cli import messaging_config as messaging_config
 from ._config import MessagingConfig as MessagingConfig
 from ._directory import RuntimeTaskDirectory as RuntimeTaskDirectory
 from ._directory import TaskDirectory as TaskDirectory
@@ -48,9 +50,11 @@ __all__ = [
     "TaskDirectory",
     "TaskInfo",
     "add_messages",
+    "add_messaging_arguments",
     "check_batch_item",
     "check_outgoing",
     "message_to_proto",
+    "messaging_config",
     "open_messaging",
     "outgoing",
     "read_params",

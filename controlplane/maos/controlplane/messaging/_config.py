@@ -29,6 +29,10 @@ class MessagingConfig:
     max_receive_batch: int = 1000
     default_max_in_flight: int = 100
     max_in_flight: int = 10_000
+    # A subscriber stream (a host relay's, a gRPC Subscribe) holds at most this many payload
+    # bytes unacknowledged, about: its in-flight count is also capped at this over the
+    # mailbox's mean message size. Bounds a relay's memory when payloads are large.
+    max_in_flight_bytes: int = 64 * MIB
     max_streams_per_mailbox: int = 1
     max_streams_per_caller: int = 100
     max_waiters_per_mailbox: int = 100
@@ -48,6 +52,7 @@ class MessagingConfig:
             "max_receive_batch": self.max_receive_batch,
             "default_max_in_flight": self.default_max_in_flight,
             "max_in_flight": self.max_in_flight,
+            "max_in_flight_bytes": self.max_in_flight_bytes,
             "max_streams_per_mailbox": self.max_streams_per_mailbox,
             "max_streams_per_caller": self.max_streams_per_caller,
             "max_waiters_per_mailbox": self.max_waiters_per_mailbox,

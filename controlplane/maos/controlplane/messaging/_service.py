@@ -621,7 +621,7 @@ class Messaging:
             while not self._closed:
                 now = time.time()
                 self._forget(box.requeue_expired(now))
-                credit = params.max_messages - box.in_flight
+                credit = self._push_limit(box, params.max_messages) - box.in_flight
                 if credit > 0:
                     taken = box.take(now, credit, params.lease_seconds)
                     self._forget(taken.dropped)
@@ -636,6 +636,14 @@ class Messaging:
             box.last_active = time.time()
             _decrement(self._streams_by_mailbox, name)
             _decrement(self._streams_by_caller, caller_key)
+
+    def _push_limit(self, box: Mailbox, max_messages: int) -> int:
+        """How many of `box`'s messages a subscriber stream may hold unacknowledged: its own
+        bound, and no more than `max_in_flight_bytes` at the mailbox's mean payload size."""
+        held = len(box)
+        if not held or not box.bytes:
+            return max_messages
+        return min(max_messages, max(1, self.config.max_in_flight_bytes * held // box.bytes))
 
     async def ack(self, caller: str, mailbox: str, ids: Sequence[str]) -> int:
         """Remove acknowledged messages; answered once the removal is committed. Unknown ids are skipped."""
