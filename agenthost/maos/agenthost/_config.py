@@ -9,11 +9,14 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maos.client._endpoints import parse_endpoints
-from maos.controlplane.messaging import MessagingConfig, add_messaging_arguments, messaging_config
 from maos.errors import InvalidArgument
 from maos.tracing import OFF, TRACING_ENV, TracingSpec, parse_spec, spec_from_env
+
+if TYPE_CHECKING:  # at run time imported by the functions that need it: workers import this module, light
+    from maos.controlplane.messaging import MessagingConfig
 
 DEFAULT_ENDPOINT = "127.0.0.1:7700"
 ENDPOINT_ENV = "MAOS_ENDPOINT"
@@ -64,7 +67,8 @@ class AgentHostConfig:
     local_message_delivery       deliver messages between this host's agents of one tree on the
                                  host, without a round trip to the control plane
     messaging                    the bounds of those local deliveries (mailbox size, default
-                                 TTL, payload sizes): give hosts the control plane's values
+                                 TTL, payload sizes; None = the defaults): give hosts the
+                                 control plane's values
     """
 
     controlplane: str = field(default_factory=default_endpoint)
@@ -83,7 +87,7 @@ class AgentHostConfig:
     outbox_size: int = 65536
     tracing: TracingSpec = OFF
     local_message_delivery: bool = True
-    messaging: MessagingConfig = field(default_factory=MessagingConfig)
+    messaging: MessagingConfig | None = None
 
     def __post_init__(self) -> None:
         parse_endpoints(self.controlplane)  # HOST:PORT, or several comma-separated (active/standby)
@@ -146,12 +150,16 @@ def build_arg_parser(prog: str = "python -m maos.agenthost") -> argparse.Argumen
         action="store_true",
         help="send every message through the control plane, even between agents on this host",
     )
+    from maos.controlplane.messaging import add_messaging_arguments
+
     add_messaging_arguments(p)
     return p
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> AgentHostConfig:
     """Parse the command line (and $MAOS_ENDPOINT, $MAOS_TOKEN) into a config; InvalidArgument on bad values."""
+    from maos.controlplane.messaging import messaging_config
+
     ns = build_arg_parser().parse_args(argv)
     return AgentHostConfig(
         controlplane=ns.controlplane or default_endpoint(),

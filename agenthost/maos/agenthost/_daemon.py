@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import psutil
 from maos import tracing
 from maos.client._config import MESSAGES_ENDPOINT_ENV
+from maos.controlplane.messaging import MessagingConfig
 from maos.profiles import AgentProfile, load_profiles
 from maos.v1 import common_pb2, hosts_pb2
 from maos.wire import JSON_CONTENT_TYPE
@@ -100,7 +101,7 @@ class AgentHost:
         self._hostname = socket.gethostname()
         self._traces: AssignmentSpans | None = None  # a span per assignment when tracing is on
         self.relay = MessageRelay(
-            RelayConfig(local_delivery=config.local_message_delivery, limits=config.messaging),
+            RelayConfig(local_delivery=config.local_message_delivery, limits=config.messaging or MessagingConfig()),
             self._send_up,
             lambda: self.connected,
         )

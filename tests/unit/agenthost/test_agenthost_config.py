@@ -57,6 +57,7 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
         log_level="DEBUG",
         token="s3cret",
         python_path=("/opt/agents", "/srv/more"),
+        messaging=MessagingConfig(),  # the flags' defaults (None, in code, means the same)
     )
 
 
