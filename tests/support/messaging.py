@@ -4,11 +4,15 @@ SQLite store on 127.0.0.1:0, with a small table of tasks standing in for the run
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import grpc.aio
+from maos.agenthost._relay import MessageRelay, RelayConfig
+from maos.agenthost._relay_server import RelayServer
 from maos.client._messages_client import AsyncMessagesClient
 from maos.controlplane.api._errors import ErrorMappingInterceptor
 from maos.controlplane.api._messages import add_message_service
@@ -120,3 +124,20 @@ def stored_message(seq: int, **fields: object) -> StoredMessage:
     }
     base.update(fields)
     return StoredMessage(**base)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def host_relay(max_queued: int) -> AsyncIterator[RelayServer]:
+    """A host's message relay with no control plane behind it (every call is settled on the
+    host), serving tasks A and B of tree R on its Unix sockets."""
+    relay = MessageRelay(
+        RelayConfig(limits=MessagingConfig(max_queued=max_queued)), lambda item, size: True, lambda: False
+    )
+    relay.task_assigned("A", "R")
+    relay.task_assigned("B", "R")
+    server = RelayServer(relay, "host-1")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -25,8 +25,8 @@ from typing import Protocol, cast
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
-from maos.controlplane.messaging import add_messages
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
+from maos.controlplane.messaging._wire import encoded_messages
 from maos.v1 import hosts_pb2, messages_pb2
 
 _DELIVERY_COUNT_KEY = 0x48  # Message.delivery_count: field 9, varint
@@ -202,10 +202,8 @@ def _answer_frames(frames: list[bytes]) -> bytes:
 
 
 def _local_frames(msgs: list[StoredMessage]) -> bytes:
-    """Messages sent on this host, as entries of a Receive answer."""
-    response = messages_pb2.ReceiveResponse()
-    add_messages(response.messages, msgs)
-    return response.SerializeToString()
+    """Messages sent on this host, as entries of a Receive answer (its messages = 1)."""
+    return encoded_messages(msgs, 1)
 
 
 def _count_field(count: int) -> bytes:

@@ -17,20 +17,18 @@ from maos.controlplane.messaging._store import SCHEMA_VERSION
 from maos.controlplane.messaging._store_batches import COLUMNS, count_live, unpack
 from maos.errors import Unavailable
 
+from tests.support.messaging import stored_message
+
 NOW = time.time()
 
 
 def msg(seq: int, mailbox: str = "task:B", message_id: str = "") -> StoredMessage:
-    return StoredMessage(
-        seq=seq,
+    return stored_message(
+        seq,
         mailbox=mailbox,
         id=message_id or f"m{seq}",
-        sender="A",
         recipient=mailbox,
-        topic="",
         priority=seq % 4,
-        data=b'{"n": %d}' % seq,
-        content_type="application/json",
         sent_at=NOW + seq,
         expires_at=NOW + 3600,
     )

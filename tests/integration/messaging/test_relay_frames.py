@@ -12,27 +12,18 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
-from maos.agenthost._relay import MessageRelay, RelayConfig
 from maos.agenthost._relay_server import RelayServer
 from maos.client._frames_client import RECEIVE, FrameConnection, FramedMessagesClient, frames_path
-from maos.controlplane.messaging import MessagingConfig
 from maos.errors import InvalidArgument, PermissionDenied, ResourceExhausted
 from maos.v1 import messages_pb2
+
+from tests.support.messaging import host_relay
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[RelayServer]:
-    relay = MessageRelay(
-        RelayConfig(limits=MessagingConfig(max_queued=3)),
-        lambda item, size: True,
-        lambda: False,  # no control plane: every call here is settled on the host
-    )
-    relay.task_assigned("A", "R")
-    relay.task_assigned("B", "R")
-    relay_server = RelayServer(relay, "host-1")
-    await relay_server.start()
-    yield relay_server
-    await relay_server.stop()
+    async with host_relay(max_queued=3) as relay_server:
+        yield relay_server
 
 
 @contextlib.contextmanager

@@ -13,14 +13,14 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from maos.agenthost._relay import MessageRelay, RelayConfig
 from maos.agenthost._relay_server import RelayServer, RelayServicer
 from maos.client import _context_messages
 from maos.client._context_messages import TaskMessages
 from maos.client._frames_async import AsyncFrameConnections, AsyncFramedMessagesClient
 from maos.client._frames_client import SEND, frames_path
-from maos.controlplane.messaging import MessagingConfig
 from maos.errors import DeadlineExceeded, InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
+
+from tests.support.messaging import host_relay
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -30,17 +30,8 @@ async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RelayServer]:
     # The framed calls must not reach the relay's gRPC server: there, they fail.
     for name in ("Send", "SendBatch", "Receive", "Ack"):
         monkeypatch.setattr(RelayServicer, name, _refuse(name))
-    relay = MessageRelay(
-        RelayConfig(limits=MessagingConfig(max_queued=2000)),
-        lambda item, size: True,
-        lambda: False,  # no control plane: every call here is settled on the host
-    )
-    relay.task_assigned("A", "R")
-    relay.task_assigned("B", "R")
-    relay_server = RelayServer(relay, "host-1")
-    await relay_server.start()
-    yield relay_server
-    await relay_server.stop()
+    async with host_relay(max_queued=2000) as relay_server:
+        yield relay_server
 
 
 def _refuse(name: str) -> Any:

@@ -21,12 +21,12 @@ from maos.controlplane.messaging import (
     ReadParams,
     StoredMessage,
     TaskInfo,
-    add_messages,
     check_batch_item,
     message_to_proto,
 )
 from maos.controlplane.messaging._checks import check_batch_items
 from maos.controlplane.messaging._mailbox import Mailbox
+from maos.controlplane.messaging._wire import encoded_messages
 from maos.errors import InvalidArgument, NotFound, ResourceExhausted
 from maos.v1 import common_pb2, hosts_pb2, messages_pb2
 from maos.wire import decode_envelope, framed_item
@@ -148,8 +148,7 @@ def test_delivered_runs_of_one_send_are_built_as_message_to_proto_builds_each() 
     ]
     for i, msg in enumerate(copies):
         msg.delivery_count = msg.delivery_count or i % 3
-    delivery = hosts_pb2.MessageDelivery(mailbox="task:B")
-    add_messages(delivery.messages, copies)
+    delivery = hosts_pb2.MessageDelivery.FromString(encoded_messages(copies, 2))
     expected = [message_to_proto(m) for m in copies]
     assert list(delivery.messages) == expected
     assert [m.SerializeToString() for m in delivery.messages] == [m.SerializeToString() for m in expected]
@@ -325,7 +324,7 @@ async def test_host_session_envelopes_carry_what_a_batch_message_of_the_items_ca
     for n in (1, 3, 300):  # item encodings of one, two and three length bytes
         item = hosts_pb2.ControlItem()
         item.message_delivery.mailbox = "task:B"
-        add_messages(item.message_delivery.messages, [_copy(i, data=b'"%s"' % (b"x" * 60)) for i in range(n)])
+        item.message_delivery.messages.extend(message_to_proto(_copy(i, data=b'"%s"' % (b"x" * 60))) for i in range(n))
         items.append(item)
     items.append(hosts_pb2.ControlItem())  # an empty item encodes to nothing: still an element
     for item in items:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import sqlite3
 
-from maos.controlplane.messaging import add_messages, message_to_proto
+from maos.controlplane.messaging import message_to_proto
 from maos.controlplane.messaging._mailbox import Mailbox, StoredMessage
 from maos.controlplane.messaging._store_batches import BatchIndex, create_tables, scan
+from maos.controlplane.messaging._wire import encoded_messages
 from maos.v1 import hosts_pb2
 
 from tests.support.messaging import stored_message
@@ -20,15 +21,14 @@ def _copy(seq: int, **fields: object) -> StoredMessage:
     return stored_message(seq, **{"sent_at": T0 + seq * 0.001, "expires_at": T0 + 3600, **fields})
 
 
-def test_add_messages_builds_what_message_to_proto_builds() -> None:
+def test_encoded_messages_build_what_message_to_proto_builds() -> None:
     copies = [
         _copy(1),
         _copy(2, topic="prices", recipient="topic:prices", trace_context={"traceparent": "00-ab-cd-01"}),
         _copy(3, expires_at=math.inf, sent_at=0.0, data=b"", content_type="text/plain"),
     ]
     copies[0].delivery_count = 3
-    delivery = hosts_pb2.MessageDelivery(mailbox="task:B")
-    add_messages(delivery.messages, copies)
+    delivery = hosts_pb2.MessageDelivery.FromString(encoded_messages(copies, 2))
     assert list(delivery.messages) == [message_to_proto(m) for m in copies]
     first, second, third = delivery.messages
     assert first.delivery_count == 3 and first.payload.data == b'{"n": 1}'

@@ -7,7 +7,7 @@ import random
 
 from maos.controlplane.api._host_messages import delivery_item
 from maos.controlplane.messaging._mailbox import StoredMessage
-from maos.controlplane.messaging._wire import add_messages, encoded_messages, varint
+from maos.controlplane.messaging._wire import encoded_messages, message_to_proto, varint
 from maos.v1 import hosts_pb2
 
 T0 = 1_700_000_000.123456
@@ -48,9 +48,7 @@ def copies(rng: random.Random, n: int) -> list[StoredMessage]:
 
 
 def proto_delivery(msgs: list[StoredMessage]) -> hosts_pb2.MessageDelivery:
-    delivery = hosts_pb2.MessageDelivery(mailbox="task:B")
-    add_messages(delivery.messages, msgs)
-    return delivery
+    return hosts_pb2.MessageDelivery(mailbox="task:B", messages=[message_to_proto(m) for m in msgs])
 
 
 def test_encoded_messages_are_what_protobuf_encodes() -> None:

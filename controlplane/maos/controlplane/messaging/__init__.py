@@ -29,7 +29,6 @@ from ._service import SendResult as SendResult
 from ._service import open_messaging as open_messaging
 from ._store import Loaded as Loaded
 from ._store import MessageStore as MessageStore
-from ._wire import add_messages as add_messages
 from ._wire import message_to_proto as message_to_proto
 
 __all__ = [
@@ -49,7 +48,6 @@ __all__ = [
     "StoredMessage",
     "TaskDirectory",
     "TaskInfo",
-    "add_messages",
     "add_messaging_arguments",
     "check_batch_item",
     "check_outgoing",
