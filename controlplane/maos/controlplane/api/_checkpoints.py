@@ -57,20 +57,25 @@ def _progress_to_proto(p: Progress) -> checkpoints_pb2.CheckpointProgress:
 
 
 class _Latest:
-    """The newest progress report and a wake-up for whoever sends it."""
+    """Progress reports not yet sent: the newest of each run of one phase. A report replaces a
+    waiting one of its own phase, never one of another: a watcher sees every phase, however
+    quickly they follow each other between two sends."""
 
     def __init__(self) -> None:
-        self.value: Progress | None = None
+        self.pending: list[Progress] = []
         self.changed = asyncio.Event()
 
     def __call__(self, progress: Progress) -> None:
-        self.value = progress
+        if self.pending and self.pending[-1].phase == progress.phase:
+            self.pending[-1] = progress
+        else:
+            self.pending.append(progress)
         self.changed.set()
 
-    def take(self) -> Progress | None:
-        value, self.value = self.value, None
+    def take(self) -> list[Progress]:
+        waiting, self.pending = self.pending, []
         self.changed.clear()
-        return value
+        return waiting
 
 
 class CheckpointServicer(checkpoints_pb2_grpc.CheckpointServiceServicer):
@@ -94,8 +99,7 @@ class CheckpointServicer(checkpoints_pb2_grpc.CheckpointServiceServicer):
                     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waiter.cancel()
-                progress = latest.take()
-                if progress is not None and not task.done():
+                for progress in latest.take():
                     yield progress
             yield task.result()
         finally:
